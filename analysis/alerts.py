@@ -1,0 +1,252 @@
+"""Expansion alerts: which accounts crossed a threshold, evaluated with hysteresis.
+
+Rules come from three places: learned expansion thresholds, explicit rules
+(``metric >= above``, optionally on some plans) and plan limits (a share of the amount a
+plan includes). An account crosses a rule when its level at T reaches the threshold
+while the rule is armed for it; the rule then disarms and re-arms only when the level
+falls below ``threshold x (1 - hysteresis)``. Accounts on the top-ranked plan are
+skipped: there is no higher tier to sell them.
+
+An account seen for the first time by a rule fires only if it crossed since the previous
+week (level a week before T below the threshold); one that was already above is recorded
+as disarmed without an alert, so switching alerts on does not flood the channel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.dataset import Dataset
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    metric: str
+    threshold: float
+    plans: tuple[str, ...] = ()
+    source: str = "config"  # learned | config | limit
+
+    @property
+    def label(self) -> str:
+        return {"learned": "learned expansion threshold", "limit": "plan limit"}.get(
+            self.source, "alert rule")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How accounts at or above the threshold fared historically (expansion cohort)."""
+
+    rate_above: float | None
+    rate_below: float | None
+    n_above: int
+    n_below: int
+
+    @property
+    def lift(self) -> float | None:
+        if self.rate_above is None or not self.rate_below:
+            return None
+        return self.rate_above / self.rate_below
+
+
+@dataclass(frozen=True)
+class Crossing:
+    rule: Rule
+    account_id: str
+    name: str
+    plan: str
+    owner: str | None
+    level: float
+    arr: float
+    number: int  # the n-th crossing of this rule by this account
+    evidence: Evidence
+
+    @property
+    def period(self) -> str:
+        """The ledger key: one post per account, rule and crossing."""
+        return f"{self.rule.key}|{self.account_id}|{self.number}"
+
+
+@dataclass(frozen=True)
+class Near:
+    rule: Rule
+    account_id: str
+    name: str
+    level: float
+
+    @property
+    def share(self) -> float:
+        return self.level / self.rule.threshold if self.rule.threshold else 0.0
+
+
+@dataclass(frozen=True)
+class StateChange:
+    account_id: str
+    rule: str
+    armed: bool
+    crossings: int
+    level: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    as_of: dt.date
+    crossings: tuple[Crossing, ...]
+    changes: tuple[StateChange, ...]
+    closest: tuple[Near, ...]
+
+
+@dataclass(frozen=True)
+class PriorState:
+    armed: bool
+    crossings: int
+    snoozed_until: dt.datetime | None
+
+
+def build_rules(learned: Mapping[str, float | None],
+                explicit: Iterable[tuple[str, float, Iterable[str]]],
+                plan_limits: Mapping[str, Mapping[str, float]],
+                limit_shares: Iterable[float]) -> list[Rule]:
+    rules = [Rule(f"learned:{metric}", metric, value, (), "learned")
+             for metric, value in sorted(learned.items()) if value is not None and value > 0]
+    rules += [Rule(f"rule:{metric}>={above:g}" + (f":{','.join(plans)}" if plans else ""),
+                   metric, above, tuple(plans), "config")
+              for metric, above, plans in ((m, a, tuple(p)) for m, a, p in explicit)]
+    for plan, limits in sorted(plan_limits.items()):
+        for metric, limit in sorted(limits.items()):
+            for share in limit_shares:
+                rules.append(Rule(f"limit:{plan}:{metric}:{share:g}", metric, share * limit,
+                                  (plan,), "limit"))
+    return rules
+
+
+def evidence(ds: Dataset, metric: str, threshold: float) -> Evidence:
+    level = ds.past.loc[ds.expansion_index, metric]
+    expanded = ds.expanded
+    above = level >= threshold
+    n_above, n_below = int(above.sum()), int((~above).sum())
+    return Evidence(float(expanded[above].mean()) if n_above else None,
+                    float(expanded[~above].mean()) if n_below else None, n_above, n_below)
+
+
+def evaluate(ds: Dataset, previous: pd.DataFrame, rules: list[Rule],
+             states: Mapping[tuple[str, str], PriorState], hysteresis: float, now: dt.datetime,
+             top_plans: Iterable[str] = (), closest: int = 5) -> Evaluation:
+    """Crossings to alert on and state changes to store; ``previous`` = levels a week ago."""
+    active = ds.active
+    skip = set(top_plans)
+    crossings: list[Crossing] = []
+    changes: list[StateChange] = []
+    near: list[Near] = []
+    for rule in rules:
+        if rule.metric not in ds.current.columns:
+            continue
+        level = ds.current[rule.metric]
+        eligible = ~active["plan"].isin(skip)
+        if rule.plans:
+            eligible &= active["plan"].isin(rule.plans)
+        proof = evidence(ds, rule.metric, rule.threshold)
+        for account_id in level.index[eligible.to_numpy()]:
+            value = float(level[account_id])
+            prior = states.get((account_id, rule.key))
+            if prior is None:
+                before = (float(previous[rule.metric].get(account_id, 0.0))
+                          if rule.metric in previous.columns else 0.0)
+                if value >= rule.threshold and before >= rule.threshold:
+                    changes.append(StateChange(str(account_id), rule.key, False, 0, value))
+                    continue
+                prior = PriorState(True, 0, None)
+            if value >= rule.threshold:
+                if not prior.armed:
+                    continue
+                if prior.snoozed_until is not None and prior.snoozed_until > now:
+                    continue
+                row = active.loc[account_id]
+                number = prior.crossings + 1
+                crossings.append(Crossing(
+                    rule, str(account_id), str(row["name"]), str(row["plan"]),
+                    None if pd.isna(row["owner"]) else str(row["owner"]), value,
+                    float(row["arr"]), number, proof))
+                changes.append(StateChange(str(account_id), rule.key, False, number, value))
+            else:
+                if not prior.armed and value < rule.threshold * (1 - hysteresis):
+                    changes.append(StateChange(str(account_id), rule.key, True,
+                                               prior.crossings, value))
+                if prior.armed:
+                    near.append(Near(rule, str(account_id),
+                                     str(active.loc[account_id, "name"]), value))
+    near.sort(key=lambda n: -n.share)
+    return Evaluation(ds.windows.as_of, tuple(crossings), tuple(changes), tuple(near[:closest]))
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """A rule replayed over weekly history (DESIGN: would it have helped?)."""
+
+    rule: Rule
+    weeks: int
+    alerts: int
+    followed_by_expansion: int  # alerts followed by an MRR increase within the horizon
+    expansions: int  # MRR increases in the replayed period
+    expansions_caught: int  # ... preceded by an alert on the account within the horizon
+
+    @property
+    def alerts_per_week(self) -> float:
+        return self.alerts / self.weeks if self.weeks else 0.0
+
+    @property
+    def share_followed(self) -> float | None:
+        return self.followed_by_expansion / self.alerts if self.alerts else None
+
+    @property
+    def share_caught(self) -> float | None:
+        return self.expansions_caught / self.expansions if self.expansions else None
+
+
+def backtest(rule: Rule, weekly_levels: Mapping[dt.date, pd.Series],
+             plans: pd.Series, increases: pd.DataFrame, hysteresis: float,
+             horizon_days: int = 90) -> Backtest:
+    """Replay ``rule`` week by week with the same arming logic as live alerts.
+
+    ``weekly_levels`` maps each replayed date to the rule metric's levels of the accounts
+    active then; ``increases`` has one row per MRR increase (``account_id``, ``month``).
+    Accounts already above the threshold in the first week start disarmed.
+    """
+    dates = sorted(weekly_levels)
+    armed: dict[object, bool] = {}
+    fired: list[tuple[str, pd.Timestamp]] = []
+    eligible = set(plans.index[plans.isin(rule.plans)]) if rule.plans else None
+    for k, day in enumerate(dates):
+        for account_id, value in weekly_levels[day].items():
+            if eligible is not None and account_id not in eligible:
+                continue
+            above = value >= rule.threshold
+            if account_id not in armed:
+                armed[account_id] = not (above and k == 0)
+            if above and armed[account_id]:
+                fired.append((str(account_id), pd.Timestamp(day)))
+                armed[account_id] = False
+            elif not above and value < rule.threshold * (1 - hysteresis):
+                armed[account_id] = True
+    horizon = pd.Timedelta(days=horizon_days)
+    events = increases.assign(month=pd.to_datetime(increases["month"]))
+    if dates:
+        first, last = pd.Timestamp(dates[0]), pd.Timestamp(dates[-1]) + horizon
+        events = events[(events["month"] > first) & (events["month"] <= last)]
+    by_account = {a: g["month"].to_numpy() for a, g in events.groupby("account_id")}
+    followed = sum(
+        1 for account_id, day in fired
+        if any(day < m <= day + horizon for m in by_account.get(account_id, ())))
+    alerts_by_account: dict[str, list[pd.Timestamp]] = {}
+    for account_id, day in fired:
+        alerts_by_account.setdefault(account_id, []).append(day)
+    caught = 0
+    for account_id, month in zip(events["account_id"], events["month"], strict=True):
+        start = pd.Timestamp(month) - horizon
+        if any(start <= d < month for d in alerts_by_account.get(str(account_id), ())):
+            caught += 1
+    return Backtest(rule, len(dates), len(fired), followed, len(events), caught)

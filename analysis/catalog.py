@@ -1,0 +1,71 @@
+"""The metric catalog: what each usage metric is, and how it rates as a value metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analysis.params import setting
+
+# category -> (easy_to_understand, hard_to_game) defaults. A seat or a record is easy to
+# explain on an invoice; raw usage volumes (API calls) are harder. Features are easy to
+# understand but trivially gamed (switch it on, never use it); revenue share is neither.
+CATEGORIES: dict[str, tuple[bool, bool]] = {
+    "seat": (True, True),
+    "usage": (False, True),
+    "feature": (True, False),
+    "record": (True, True),
+    "transaction": (True, True),
+    "flat": (True, True),
+    "revenue_share": (False, False),
+}
+
+# Categories that describe "how much" a customer uses (candidates for price per X);
+# feature-like metrics are candidates for gating to higher tiers instead.
+PRICEABLE = {"seat", "usage", "record", "transaction", "revenue_share"}
+GATEABLE = {"feature"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str = setting(help="metric name as it appears in usage.metric")
+    category: str = setting("usage", help="one of " + ", ".join(CATEGORIES))
+    unit: str = setting("", help="unit shown after numbers, e.g. 'active users'")
+    description: str = setting("", help="what it measures, e.g. 'team adoption'")
+    easy_to_understand: bool | None = setting(None, help="override the category's default")
+    hard_to_game: bool | None = setting(None, help="override the category's default")
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(
+                f"metric '{self.name}': category '{self.category}' is not one of "
+                + ", ".join(CATEGORIES)
+            )
+
+    @property
+    def is_easy_to_understand(self) -> bool:
+        if self.easy_to_understand is not None:
+            return self.easy_to_understand
+        return CATEGORIES[self.category][0]
+
+    @property
+    def is_hard_to_game(self) -> bool:
+        if self.hard_to_game is not None:
+            return self.hard_to_game
+        return CATEGORIES[self.category][1]
+
+    @property
+    def label(self) -> str:
+        return self.unit or self.name.replace("_", " ")
+
+    @property
+    def singular(self) -> str:
+        """'active users' -> 'active user', for "price per ..."."""
+        label = self.label
+        return label[:-1] if label.endswith("s") and not label.endswith("ss") else label
+
+
+def resolve_catalog(configured: list[Metric], in_data: list[str]) -> list[Metric]:
+    """The configured catalog, or one default entry per metric found in the data."""
+    if configured:
+        return list(configured)
+    return [Metric(name=name) for name in sorted(in_data)]

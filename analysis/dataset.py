@@ -1,0 +1,104 @@
+"""One analysis run's per-account data, loaded by SQL pushdown (see :mod:`analysis.features`).
+
+Cohorts (DESIGN section 4), with T the as-of date:
+
+* current: accounts active at T, their levels in (T - w, T] and their ARR at T;
+* retention: accounts signed up at least E + H days before T, their levels over the first
+  E days; retained = not churned by signup + E + H;
+* expansion: accounts active at T - L (L = 182 days) and at T, their levels at T - L;
+  expanded = MRR at T > MRR at T - L;
+* churned: accounts churned by T, their levels over the last window before churn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Connection
+
+from analysis import features
+from analysis.catalog import Metric
+from analysis.params import AnalysisSettings
+
+
+class NoData(Exception):
+    """There is nothing to analyse yet; the message says what to import."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    windows: features.Windows
+    metrics: tuple[Metric, ...]
+    accounts: pd.DataFrame
+    current: pd.DataFrame
+    past: pd.DataFrame
+    early: pd.DataFrame
+    before_churn: pd.DataFrame
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def metric(self, name: str) -> Metric:
+        return next(m for m in self.metrics if m.name == name)
+
+    @property
+    def retained(self) -> pd.Series:
+        a = self.accounts.loc[self.early.index]
+        horizon = pd.Timedelta(days=self.windows.early_days + self.windows.horizon_days)
+        return (a["churn_date"].isna() | (a["churn_date"] > a["signup_date"] + horizon)).rename(
+            "retained")
+
+    @property
+    def expansion_index(self) -> pd.Index:
+        return self.past.index.intersection(self.current.index)
+
+    @property
+    def expanded(self) -> pd.Series:
+        a = self.accounts.loc[self.expansion_index]
+        return (a["mrr"] > a["mrr_past"]).rename("expanded")
+
+    @property
+    def active(self) -> pd.DataFrame:
+        """Accounts active at T with their ARR and tenure."""
+        return self.accounts.loc[self.current.index]
+
+
+def load_dataset(conn: Connection, catalog: Sequence[Metric], params: AnalysisSettings,
+                 as_of: dt.date | None = None) -> Dataset:
+    metrics = [m.name for m in catalog]
+    if not metrics:
+        raise NoData("no usage metrics found: import usage.csv first "
+                     "(valuemetric import usage FILE)")
+    as_of = as_of or params.as_of or features.latest_usage_date(conn, metrics)
+    if as_of is None:
+        raise NoData("the usage table has no rows for the configured metrics: import usage.csv "
+                     "or fix [[metrics]] names in the config")
+    interval = features.snapshot_interval_days(conn, metrics[0], as_of)
+    windows = features.Windows(
+        as_of=as_of,
+        window_days=features.effective_window(params.window_days, interval),
+        early_days=features.effective_window(params.early_days, interval),
+        horizon_days=params.horizon_days,
+        lookback_days=params.expansion_lookback_days,
+        snapshot_interval_days=interval,
+    )
+    accounts = features.account_table(conn)
+    if accounts.empty:
+        raise NoData("no accounts: import accounts.csv first (valuemetric import accounts FILE)")
+    mrr_now = features.mrr_in_month(conn, features.revenue_month(conn, as_of))
+    mrr_past = features.mrr_in_month(conn, features.revenue_month(conn, windows.past))
+    accounts["mrr"] = mrr_now.reindex(accounts.index).fillna(0.0)
+    accounts["mrr_past"] = mrr_past.reindex(accounts.index).fillna(0.0)
+    accounts["arr"] = 12 * accounts["mrr"]
+    accounts["tenure_days"] = (pd.Timestamp(as_of) - accounts["signup_date"]).dt.days
+
+    current = features.levels_at(conn, metrics, as_of, windows.window_days)
+    past = features.levels_at(conn, metrics, windows.past, windows.window_days)
+    early = features.early_levels(conn, metrics, windows.early_days,
+                                  windows.retention_signup_cutoff)
+    before_churn = features.levels_before_churn(conn, metrics, windows.window_days, as_of)
+    return Dataset(windows, tuple(catalog), accounts, current, past, early, before_churn)

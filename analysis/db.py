@@ -1,0 +1,114 @@
+"""Engine creation and schema migrations (Alembic), the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseError(Exception):
+    """The database cannot be used as it is; the message says what to do."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys, WAL and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(
+            f"database url {url!r} is not a SQLAlchemy URL; use e.g. sqlite:///valuemetric.db "
+            "or postgresql+psycopg://user@host/dbname"
+        ) from exc
+    if parsed.drivername == "postgresql":  # default to the driver the extra installs
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise DatabaseError(
+            f"no driver for {parsed.drivername}: install the extra, "
+            "e.g. pip install 'valuemetric[postgres]'"
+        ) from exc
+    if engine.dialect.name == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+    return engine
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    raise DatabaseError(f"{conn.dialect.name} is not supported yet: use SQLite or PostgreSQL")
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to the newest revision; returns (before, after)."""
+    before = current_revision(engine)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return before, head_revision()
+
+
+def ensure_schema(engine: Engine) -> bool:
+    """Create the schema in an empty database; refuse an outdated one.
+
+    Returns True when the schema was created. A database at an older revision is not
+    upgraded behind the user's back: that is what ``valuemetric db upgrade`` is for.
+    """
+    revision = current_revision(engine)
+    if revision == head_revision():
+        return False
+    if revision is None:
+        existing = set(inspect(engine).get_table_names())
+        if existing & {"accounts", "usage", "revenue"}:
+            raise DatabaseError(
+                "the database has valuemetric-like tables but no migration history; "
+                "point VALUEMETRIC_DATABASE_URL at an empty database or one made by valuemetric"
+            )
+        upgrade(engine)
+        return True
+    raise DatabaseError(
+        f"the database schema is at revision {revision}, this version needs {head_revision()}: "
+        "run `valuemetric db upgrade`"
+    )

@@ -1,0 +1,31 @@
+"""Analysis parameters: the ``[analysis]`` section of the settings, declared with help text."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import MISSING, dataclass, field
+from typing import Any
+
+
+def setting(default: Any = MISSING, *, help: str, factory: Any = MISSING) -> Any:
+    """A dataclass field that carries its help text (shown in errors and the example)."""
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    as_of: dt.date | None = setting(None, help="fixed as-of date T; default: latest usage date")
+    window_days: int = setting(28, help="a metric's level is the mean of its snapshots in "
+                              "(t - window, t]")
+    early_days: int = setting(28, help="E: early-usage window after signup, for retention")
+    horizon_days: int = setting(112, help="H: retained = still active at signup + E + H")
+    expansion_lookback_days: int = setting(182, help="expansion compares MRR at T with "
+                                          "T - this many days")
+    min_accounts: int = setting(30, help="fewer accounts than this gives 'insufficient data'")
+    min_class_size: int = setting(10, help="fewest accounts in each outcome class for an AUC")
+    bootstrap_resamples: int = setting(1000, help="resamples for bootstrap confidence intervals")
+    permutations: int = setting(200, help="label permutations testing a threshold against chance")
+    alpha: float = setting(0.05, help="significance level, after Benjamini-Hochberg correction")
+    seed: int = setting(0, help="random seed for bootstraps and permutations (reproducible)")

@@ -1,0 +1,91 @@
+"""Tables of the usage database (DESIGN section 3), as SQLAlchemy Core metadata.
+
+Alembic migrations in ``analysis/migrations`` create and upgrade them; this module is the
+description the queries are written against.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(255), primary_key=True),
+    Column("name", String(1024), nullable=False, server_default=""),
+    Column("plan", String(255), nullable=False, server_default=""),
+    Column("signup_date", Date, nullable=False),
+    Column("churn_date", Date, nullable=True),
+    Column("owner", String(64), nullable=True),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column("account_id", String(255), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("metric", String(255), primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("value", Float, nullable=False),
+    # Window scans read (metric, date) ranges; carrying account_id and value makes the index
+    # covering, so the table itself is never touched by the level queries.
+    Index("ix_usage_metric_date", "metric", "date", "account_id", "value"),
+)
+
+revenue = Table(
+    "revenue",
+    metadata,
+    Column("account_id", String(255), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("month", Date, primary_key=True),
+    Column("mrr", Float, nullable=False),
+    Index("ix_revenue_month", "month", "account_id", "mrr"),
+)
+
+# -- delivery ledger and alert state (scheduled posts: exactly once per period) ------------
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),  # digest | alert
+    Column("channel", String(64), nullable=False),
+    Column("period", String(255), nullable=False),  # digest: scheduled time; alert: crossing
+    Column("state", String(16), nullable=False),  # sending | sent | failed | unknown
+    Column("ts", String(32), nullable=True),  # Slack message ts once sent
+    Column("claimed_by", String(64), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("summary", Text, nullable=True),  # JSON the next digest compares against
+    Column("action", String(32), nullable=True),  # alerts: snoozed | done | not_a_fit
+    Column("action_reason", Text, nullable=True),
+    Column("action_user", String(64), nullable=True),
+    UniqueConstraint("kind", "channel", "period", name="uq_deliveries_kind_channel_period"),
+)
+
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("account_id", String(255), primary_key=True),
+    Column("rule", String(255), primary_key=True),
+    Column("armed", Boolean, nullable=False),
+    Column("crossings", Integer, nullable=False),
+    Column("level", Float, nullable=True),
+    Column("snoozed_until", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
