@@ -1,0 +1,1 @@
+"""valuemetric: Slack bot, scheduler and CLI on top of the analysis package."""

@@ -1,0 +1,52 @@
+"""Who may ask, and where answers with revenue may be shared."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+GROUP_CACHE_SECONDS = 300
+
+
+@dataclass
+class Access:
+    settings: Settings
+    client: WebClient
+    _groups: dict[str, tuple[float, set[str]]] = field(default_factory=dict)
+
+    def _group_members(self, group: str) -> set[str]:
+        cached = self._groups.get(group)
+        if cached and time.monotonic() - cached[0] < GROUP_CACHE_SECONDS:
+            return cached[1]
+        try:
+            users = set(self.client.usergroups_users_list(usergroup=group).get("users") or [])
+        except SlackApiError as exc:
+            log.error("usergroups.users.list %s failed: %s", group, exc.response.get("error"))
+            users = set()
+        self._groups[group] = (time.monotonic(), users)
+        return users
+
+    def denial(self, user_id: str, channel_id: str) -> str | None:
+        """Why this user may not ask here, or None when they may."""
+        rules = self.settings.access
+        if rules.allowed_channels and channel_id not in rules.allowed_channels:
+            return "valuemetric is not enabled in this channel."
+        if rules.allowed_users or rules.allowed_usergroups:
+            if user_id in rules.allowed_users:
+                return None
+            if any(user_id in self._group_members(g) for g in rules.allowed_usergroups):
+                return None
+            return "You are not authorized to use valuemetric; ask an admin to add you."
+        return None
+
+    def may_share_in(self, channel_id: str) -> bool:
+        slack = self.settings.slack
+        return channel_id in slack.share_channels or (
+            bool(slack.digest_channel) and channel_id == slack.digest_channel)

@@ -1,0 +1,364 @@
+"""The ``valuemetric`` command line: a thin door onto the same reports layer as Slack."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from analysis.dataset import NoData
+from analysis.db import DatabaseError, ensure_schema, make_engine, upgrade
+from analysis.imports import KINDS, ImportRejected, ImportReport, import_csv
+from bot.commands import UsageError
+from bot.config import ConfigError, DatabaseSettings, Secrets, Settings, load_settings
+from bot.render import AlertTemplateError
+from bot.sender import SecretRedactor
+
+if TYPE_CHECKING:
+    from bot.jobs import Jobs
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if getattr(args, "database_url", None):
+        settings = dataclasses.replace(settings, database=DatabaseSettings(url=args.database_url))
+    return settings
+
+
+def _shown(engine: Engine) -> str:
+    """The database URL without its password, for messages."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _progress(label: str) -> Callable[[int], None]:
+    """Progress lines on stderr for work that takes more than a couple of seconds."""
+    started = time.perf_counter()
+    last = [started]
+
+    def report(rows: int) -> None:
+        now = time.perf_counter()
+        if now - started >= 2 and now - last[0] >= 2:
+            last[0] = now
+            print(f"{label}: {rows:,} rows ({rows / (now - started):,.0f} rows/s)",
+                  file=sys.stderr, flush=True)
+
+    return report
+
+
+def _print_import(report: ImportReport) -> None:
+    print(f"{report.path}: {report.rows:,} {report.kind} rows in {report.seconds:.1f} s "
+          f"({report.rows_per_second:,.0f} rows/s): {report.inserted:,} new, "
+          f"{report.updated:,} updated, {report.unchanged:,} unchanged")
+    for warning in report.warnings:
+        print(f"{report.path}: warning: {warning}", file=sys.stderr)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    engine = make_engine(settings.database.url)
+    before, after = upgrade(engine)
+    if before == after:
+        print(f"{_shown(engine)}: already at revision {after}")
+    else:
+        print(f"{_shown(engine)}: upgraded "
+              f"{before or 'empty database'} -> {after}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    engine = make_engine(settings.database.url)
+    if ensure_schema(engine):
+        print(f"created the valuemetric schema in {_shown(engine)}",
+              file=sys.stderr)
+    _print_import(import_csv(engine, args.kind, path, _progress(str(path))))
+    if settings.slack.alert_channel and os.environ.get("SLACK_BOT_TOKEN"):
+        # alerts are evaluated after each import, not only on the hourly schedule
+        outcomes = _jobs(settings).post_alerts(dt.datetime.now(dt.UTC))
+        print(f"alerts: {sum(o == 'sent' for _, o in outcomes)} new crossings posted",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot import demo, render, reports
+
+    url = args.database_url or "sqlite:///valuemetric-demo.db"
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        db_path = Path(engine.url.database)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    ensure_schema(engine)
+    print(f"demo database: {_shown(engine)}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="valuemetric-demo-") as tmp:
+        data_dir = Path(args.data_dir) if args.data_dir else Path(tmp)
+        files = demo.generate(data_dir, n_accounts=args.accounts, seed=args.seed)
+        for kind in ("accounts", "usage", "revenue"):
+            report = import_csv(engine, kind, getattr(files, kind), _progress(kind))
+            print(f"imported {report.rows:,} {kind} rows ({report.rows_per_second:,.0f} rows/s)",
+                  file=sys.stderr)
+    settings = dataclasses.replace(
+        _settings(args), database=DatabaseSettings(url=url), metrics=list(demo.DEMO_METRICS)
+    )
+    print(render.render_text(reports.digest(engine, settings)))
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from bot import render, reports
+    from bot.commands import parse
+
+    settings = _settings(args)
+    engine = make_engine(settings.database.url)
+    ensure_schema(engine)
+    as_of = _date_arg(args.as_of)
+    context = reports.Context.load(engine, settings, as_of=as_of)
+    report = reports.answer(context, parse(args.text, context.names()))
+    if args.format == "json":
+        print(render.render_json(report))
+    else:
+        print(render.render_text(report))
+    return 0
+
+
+def _jobs(settings: Settings) -> Jobs:
+    from bot.jobs import Jobs
+    from bot.sender import Sender, make_web_client
+
+    engine = make_engine(settings.database.url)
+    ensure_schema(engine)
+    return Jobs(engine, settings, Sender(make_web_client(Secrets.from_env().bot_token)))
+
+
+def _require_token() -> None:
+    if not os.environ.get("SLACK_BOT_TOKEN"):
+        raise ConfigError("SLACK_BOT_TOKEN not set: posting to Slack needs the bot token in "
+                          "the environment")
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    from bot import render, reports
+
+    settings = _settings(args)
+    now = dt.datetime.now(dt.UTC)
+    if args.post:
+        _require_token()
+        outcome = _jobs(settings).post_digest(now, args.channel)
+        print(f"digest: {outcome}")
+        return 0 if outcome in ("sent", "already claimed") else EXIT_ERROR
+    jobs = _jobs(settings)
+    context = reports.Context.load(jobs.engine, settings, _date_arg(args.as_of))
+    channel = args.channel or settings.slack.digest_channel
+    report = reports.build_digest(
+        context, previous=jobs.previous_summary(channel) if channel else None,
+        alerts=context.alert_evaluation(now), today=now.date())
+    print(render.render_json(report) if args.format == "json" else render.render_text(report))
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from bot import render, reports
+    from bot.commands import Command
+
+    settings = _settings(args)
+    now = dt.datetime.now(dt.UTC)
+    if args.action == "backtest":
+        jobs = _jobs(settings)
+        report = reports.Context.load(jobs.engine, settings).backtest(args.rule)
+    elif args.post:
+        _require_token()
+        render.alert_renderer(settings).validate()
+        outcomes = _jobs(settings).post_alerts(now)
+        for crossing, outcome in outcomes:
+            print(f"{crossing.account_id} {crossing.rule.key}: {outcome}")
+        print(f"{len(outcomes)} crossings")
+        return 0 if all(o in ("sent", "already claimed") for _, o in outcomes) else EXIT_ERROR
+    else:
+        jobs = _jobs(settings)
+        report = reports.answer(reports.Context.load(jobs.engine, settings), Command("alerts"))
+    print(render.render_json(report) if args.format == "json" else render.render_text(report))
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from bot import render, scheduler
+
+    settings = _settings(args)
+    _require_token()
+    render.alert_renderer(settings).validate()
+    _configure_logging(Secrets.from_env())
+    scheduler.start(_jobs(settings), blocking=True)
+    return 0
+
+
+def _configure_logging(secrets: Secrets) -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redactor = SecretRedactor([secrets.bot_token, secrets.signing_secret, secrets.app_token])
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot import render, scheduler
+    from bot.app import create_app
+    from bot.jobs import Jobs
+    from bot.sender import Sender
+    from bot.server import serve_http, serve_socket_mode
+
+    settings = _settings(args)
+    secrets = Secrets.from_env()
+    needed = ["SLACK_BOT_TOKEN"] + (["SLACK_SIGNING_SECRET"] if args.http else ["SLACK_APP_TOKEN"])
+    missing = [name for name in needed if not os.environ.get(name)]
+    if missing:
+        mode = "HTTP mode" if args.http else "Socket Mode (or pass --http for HTTP mode)"
+        raise ConfigError(f"{', '.join(missing)} not set: {mode} needs it in the environment")
+    render.alert_renderer(settings).validate()  # a broken template stops start-up
+    _configure_logging(secrets)
+    engine = make_engine(settings.database.url)
+    ensure_schema(engine)
+    app = create_app(settings, secrets, engine)
+    if not args.no_scheduler:
+        scheduler.start(Jobs(engine, settings, Sender(app.client)), blocking=False)
+    if args.http:
+        serve_http(app, args.host, args.port)
+    else:
+        serve_socket_mode(app, secrets.app_token)
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from bot.render import ENV
+
+    print(ENV.get_template("manifest.yaml.j2").render(request_url=args.request_url))
+    return 0
+
+
+def _date_arg(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--as-of: bad date {text!r} (expected YYYY-MM-DD)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="settings file (default: $VALUEMETRIC_CONFIG, "
+                        "./config.toml, or built-in defaults)")
+    common.add_argument("--database-url", help="SQLAlchemy URL (default: "
+                        "$VALUEMETRIC_DATABASE_URL or database.url)")
+
+    parser = argparse.ArgumentParser(
+        prog="valuemetric", description="Find what to charge for, from usage, revenue and churn."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", parents=[common], help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", parents=[common], help="create or upgrade the schema")
+    db.set_defaults(func=cmd_db)
+
+    imp = sub.add_parser("import", parents=[common], help="import a CSV file",
+                         description="Import accounts.csv, usage.csv or revenue.csv "
+                         "(one transaction; a bad row rejects the file).")
+    imp.add_argument("kind", choices=list(KINDS))
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_import)
+
+    demo = sub.add_parser("demo", parents=[common], help="build a synthetic company and print "
+                          "its digest")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--accounts", type=int, default=2000, help="number of accounts")
+    demo.add_argument("--data-dir", help="keep the generated CSV files here")
+    demo.set_defaults(func=cmd_demo)
+
+    ask = sub.add_parser("ask", parents=[common], help="ask what /valuemetric would answer",
+                         description="TEXT is what you would type after /valuemetric in Slack.")
+    ask.add_argument("text")
+    ask.add_argument("--format", choices=("text", "json"), default="text")
+    ask.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: latest usage date)")
+    ask.set_defaults(func=cmd_ask)
+
+    digest = sub.add_parser("digest", parents=[common], help="print or post the weekly digest")
+    digest.add_argument("--format", choices=("text", "json"), default="text")
+    digest.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: latest usage date)")
+    digest.add_argument("--post", action="store_true", help="post it to Slack (once per period, "
+                        "through the delivery ledger)")
+    digest.add_argument("--channel", help="channel id (default: slack.digest_channel)")
+    digest.set_defaults(func=cmd_digest)
+
+    alerts = sub.add_parser("alerts", parents=[common], help="expansion alerts: what would "
+                            "fire now, --post, or backtest [RULE]")
+    alerts.add_argument("action", nargs="?", choices=("backtest",), help="replay rules over "
+                        "history")
+    alerts.add_argument("rule", nargs="?", help="with backtest: one rule key (default: all)")
+    alerts.add_argument("--post", action="store_true", help="post new crossings to Slack")
+    alerts.add_argument("--format", choices=("text", "json"), default="text")
+    alerts.set_defaults(func=cmd_alerts)
+
+    schedule = sub.add_parser("schedule", parents=[common], help="run only the scheduler "
+                              "(digest and alerts)")
+    schedule.set_defaults(func=cmd_schedule)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the Slack bot",
+                           description="Socket Mode when SLACK_APP_TOKEN is set; --http serves "
+                           "Slack's signed requests at /slack/events instead.")
+    serve.add_argument("--http", action="store_true", help="serve HTTP instead of Socket Mode")
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP listen address (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000; 0 picks "
+                       "a free one)")
+    serve.add_argument("--no-scheduler", action="store_true", help="do not run the digest and "
+                       "alert jobs here (run `valuemetric schedule` elsewhere)")
+    serve.set_defaults(func=cmd_serve)
+
+    manifest = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
+    manifest.add_argument("--request-url", help="HTTP mode: https://HOST/slack/events "
+                          "(default: Socket Mode)")
+    manifest.set_defaults(func=cmd_manifest)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"valuemetric: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportRejected as exc:
+        print(exc.describe(), file=sys.stderr)
+        return EXIT_ERROR
+    except (ConfigError, DatabaseError, NoData, AlertTemplateError) as exc:
+        print(f"valuemetric: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # e.g. `valuemetric manifest | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("valuemetric: interrupted; nothing half-written (imports are one transaction)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Scheduled work: the weekly digest and expansion alerts, posted exactly once.
+
+Each post is claimed in the delivery ledger (:mod:`analysis.ledger`) before anything is
+sent, so any number of instances, restarts and manual ``--post`` runs give one post per
+digest period and one per alert crossing. The clock is injected (``now``) so tests never
+sleep through real schedules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import socket
+import uuid
+import zoneinfo
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
+
+from analysis import ledger
+from analysis.alerts import Crossing, Evaluation
+from bot import render, reports
+from bot.blocks import Message
+from bot.commands import UsageError
+from bot.config import Settings
+from bot.sender import Sender
+
+log = logging.getLogger(__name__)
+DIGEST, ALERT = "digest", "alert"
+
+
+def instance_name() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+
+def digest_trigger(settings: Settings) -> CronTrigger:
+    """The weekly digest's schedule, read in the configured zone (never the host's)."""
+    d = settings.digest
+    return CronTrigger(day_of_week=d.day_of_week, hour=d.hour, minute=d.minute,
+                       timezone=zoneinfo.ZoneInfo(d.timezone))
+
+
+def fire_times(trigger: CronTrigger, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """Scheduled times in (start, end]."""
+    times: list[dt.datetime] = []
+    previous: dt.datetime | None = None
+    moment = trigger.get_next_fire_time(None, start + dt.timedelta(microseconds=1))
+    while moment is not None and moment <= end:
+        times.append(moment)
+        previous = moment
+        moment = trigger.get_next_fire_time(previous, moment + dt.timedelta(microseconds=1))
+    return times
+
+
+def digest_summary(digest: reports.Digest) -> dict[str, dict[str, float | None]]:
+    """What the next digest compares against ("change since the previous digest")."""
+    return {m.metric.name: {"arr_rho": m.arr.value, "retention_auc": m.retention.value,
+                            "expansion_auc": m.expansion.value}
+            for m in digest.correlation.metrics}
+
+
+@dataclass
+class Jobs:
+    engine: Engine
+    settings: Settings
+    sender: Sender
+    claimer: str = field(default_factory=instance_name)
+
+    # -- posting through the ledger ----------------------------------------------------
+
+    def _deliver(self, kind: str, channel: str, period: str, now: dt.datetime,
+                 build: Any) -> str:
+        """Claim, build, post, record. Returns the outcome for logs and the CLI."""
+        claimed = ledger.claim(self.engine, kind, channel, period, self.claimer, now)
+        if claimed is None:
+            return "already claimed"
+        try:
+            message, summary = build(claimed)
+        except Exception as exc:
+            ledger.finish(self.engine, claimed.id, ledger.FAILED, now, error=repr(exc))
+            raise
+        outcome = self.sender.post_tracked(channel, message)
+        ledger.finish(self.engine, claimed.id, outcome.state, now, ts=outcome.ts,
+                      error=outcome.error, summary=summary)
+        if outcome.state == ledger.UNKNOWN:
+            log.error("%s %s to %s: the connection broke after sending; it may or may not "
+                      "have been posted, and will not be retried (%s)", kind, period, channel,
+                      outcome.error)
+        return outcome.state
+
+    # -- digest --------------------------------------------------------------------------
+
+    def previous_summary(self, channel: str) -> dict[str, Any] | None:
+        sent = ledger.latest(self.engine, DIGEST, channel)
+        return json.loads(sent[0].summary) if sent and sent[0].summary else None
+
+    def build_digest(self, channel: str, now: dt.datetime) -> reports.Report:
+        context = reports.Context.load(self.engine, self.settings)
+        return reports.build_digest(context, previous=self.previous_summary(channel),
+                                    alerts=self.evaluate_alerts(now, dry_run=True, context=context),
+                                    today=now.date())
+
+    def post_digest(self, now: dt.datetime, channel: str | None = None,
+                    period: dt.datetime | None = None) -> str:
+        channel = channel or self.settings.slack.digest_channel
+        if not channel:
+            raise UsageError("no channel: set slack.digest_channel or pass --channel")
+        if period is None:
+            trigger = digest_trigger(self.settings)
+            due = fire_times(trigger, now - dt.timedelta(days=8), now)
+            period = due[-1] if due else now
+        key = period.isoformat()
+
+        def build(_: ledger.Delivery) -> tuple[Message, str]:
+            report = self.build_digest(channel, now)
+            return render.render_slack(report), json.dumps(digest_summary(report.data))
+
+        outcome = self._deliver(DIGEST, channel, key, now, build)
+        log.info("digest for %s to %s: %s", key, channel, outcome)
+        return outcome
+
+    def catch_up(self, now: dt.datetime) -> str | None:
+        """At start-up: post the latest missed digest if within the grace; log older ones."""
+        channel = self.settings.slack.digest_channel
+        if not channel:
+            return None
+        trigger = digest_trigger(self.settings)
+        grace = dt.timedelta(days=self.settings.digest.catch_up_grace_days)
+        missed = [t for t in fire_times(trigger, now - dt.timedelta(days=35), now)
+                  if ledger.find(self.engine, DIGEST, channel, t.isoformat()) is None]
+        if not missed:
+            return None
+        latest = missed[-1]
+        for old in missed[:-1]:
+            log.warning("digest of %s was missed while valuemetric was down; not posted late",
+                        old.isoformat())
+        if now - latest > grace:
+            log.warning("digest of %s was missed and is older than the %s-day grace; not "
+                        "posted", latest.isoformat(), grace.days)
+            return None
+        return self.post_digest(now, channel, latest)
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def evaluate_alerts(self, now: dt.datetime, *, dry_run: bool,
+                        context: reports.Context | None = None) -> Evaluation:
+        context = context or reports.Context.load(self.engine, self.settings)
+        result = context.alert_evaluation(now)
+        if not dry_run:
+            for change in result.changes:
+                ledger.save_alert_state(self.engine, change.account_id, change.rule,
+                                        armed=change.armed, crossings=change.crossings,
+                                        level=change.level, now=now)
+        return result
+
+    def post_alerts(self, now: dt.datetime) -> list[tuple[Crossing, str]]:
+        channel = self.settings.slack.alert_channel
+        if not channel:
+            raise UsageError("no channel: set slack.alert_channel in the config")
+        result = self.evaluate_alerts(now, dry_run=False)
+        renderer = render.alert_renderer(self.settings)
+        outcomes = []
+        for crossing in result.crossings:
+            def build(claimed: ledger.Delivery, crossing: Crossing = crossing
+                      ) -> tuple[Message, None]:
+                return renderer.message(crossing, claimed.id), None
+
+            outcomes.append((crossing, self._deliver(ALERT, channel, crossing.period, now,
+                                                     build)))
+        return outcomes

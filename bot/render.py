@@ -1,0 +1,321 @@
+"""Rendering reports: Jinja text templates for people, a stable JSON shape for scripts."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    TemplateError,
+)
+from jinja2.sandbox import SandboxedEnvironment
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    Option,
+    StaticSelectElement,
+)
+
+from analysis.alerts import Backtest, Crossing, Evidence, Rule
+from analysis.correlate import Correlation
+from analysis.customer import Customer
+from analysis.recommend import Recommendation
+from analysis.segments import SegmentComparison
+from analysis.simulate import Simulation
+from analysis.stats import Cutoff, Estimate
+from analysis.thresholds import Threshold, Thresholds
+from bot.blocks import Message, to_message
+from bot.commands import COMMANDS, usage_line
+from bot.reports import AlertsOverview, Digest, Report
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number for people: None/NaN as 'n/a', thousands separated, trailing zeros dropped."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def ci(est: Estimate) -> str:
+    if est.value is None:
+        return "n/a"  # the note explaining why is listed under the table
+    if est.ci is None:
+        return fmt(est.value)
+    return f"{fmt(est.value)} [{fmt(est.ci[0])}, {fmt(est.ci[1])}]"
+
+
+class Mrkdwn(str):
+    """Text that is already safe mrkdwn (escaped, or written by us)."""
+
+
+def escape_mrkdwn(value: Any) -> Mrkdwn:
+    """Escape the three characters Slack's mrkdwn gives meaning to: &, < and >.
+
+    With them escaped, text from data cannot form a link or a mention such as <!channel>.
+    """
+    if isinstance(value, Mrkdwn):
+        return value
+    text = str(value)
+    return Mrkdwn(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _escape_output(value: Any) -> Any:
+    # Every {{ expression }} in a Slack template is escaped unless already Mrkdwn, so a
+    # forgotten filter cannot let a customer's name ping a channel.
+    return escape_mrkdwn(value) if isinstance(value, str) else value
+
+
+def _environment(env_class: type[Environment] = Environment, loader: BaseLoader | None = None,
+                 **options: Any) -> Environment:
+    env = env_class(loader=loader or PackageLoader("bot", "templates"),
+                    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                    keep_trailing_newline=False, autoescape=False, **options)
+    env.filters.update(fmt=fmt, pct=pct, ci=ci, mrkdwn=escape_mrkdwn)
+    env.globals.update(usage_line=usage_line)
+    return env
+
+
+ENV = _environment()
+SLACK_ENV = _environment(finalize=_escape_output)
+
+
+def render_text(report: Report) -> str:
+    return ENV.get_template(f"text/{report.kind}.txt.j2").render(r=report, d=report.data).rstrip()
+
+
+def render_slack(report: Report) -> Message:
+    document = SLACK_ENV.get_template(f"slack/{report.kind}.md.j2").render(r=report,
+                                                                           d=report.data)
+    return to_message(document)
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+ALERT_TEMPLATE = "alerts/alert.md.j2"
+ACTION_SNOOZE = "vm_alert_snooze"
+ACTION_DONE = "vm_alert_done"
+ACTION_NOT_A_FIT = "vm_alert_not_a_fit"
+NOT_A_FIT_REASONS = ("too small", "wrong timing", "already in talks", "other")
+SAMPLE_CROSSING = Crossing(Rule("learned:seats", "seats", 10.0, (), "learned"), "acme-1",
+                           "Acme <Corp> & Co", "team", "U0OWNER", 12.0, 24_000.0, 1,
+                           Evidence(0.4, 0.1, 120, 800))
+
+
+class AlertTemplateError(Exception):
+    """An alert template does not render; raised at start-up, naming the file."""
+
+
+class AlertRenderer:
+    """Alert messages from a sandboxed template (shipped, or overridden from a directory)."""
+
+    def __init__(self, templates_dir: str = "") -> None:
+        loaders: list[BaseLoader] = [PackageLoader("bot", "templates")]
+        if templates_dir:
+            loaders.insert(0, FileSystemLoader(templates_dir))
+        self.source = templates_dir or "the shipped templates"
+        self.env = _environment(SandboxedEnvironment, ChoiceLoader(loaders),
+                                finalize=_escape_output)
+
+    def document(self, crossing: Crossing) -> str:
+        try:
+            return self.env.get_template(ALERT_TEMPLATE).render(c=crossing)
+        except TemplateError as exc:
+            raise AlertTemplateError(f"{self.source}: {ALERT_TEMPLATE}: {exc}") from exc
+
+    def validate(self) -> None:
+        """Render a sample alert now, so a broken template fails at start-up, not at 3 a.m."""
+        to_message(self.document(SAMPLE_CROSSING))
+
+    def message(self, crossing: Crossing, delivery_id: int) -> Message:
+        base = to_message(self.document(crossing))
+        value = str(delivery_id)
+        actions = ActionsBlock(block_id="vm_alert_actions", elements=[
+            ButtonElement(text="Snooze 30 days", action_id=ACTION_SNOOZE, value=value),
+            ButtonElement(text="Done", action_id=ACTION_DONE, value=value, style="primary"),
+            StaticSelectElement(placeholder="Not a fit…", action_id=ACTION_NOT_A_FIT, options=[
+                Option(text=reason, value=f"{value}|{reason}") for reason in NOT_A_FIT_REASONS]),
+        ])
+        return Message(base.text, [*base.blocks[:49], actions.to_dict()])
+
+
+def alert_renderer(settings: Any) -> AlertRenderer:
+    return AlertRenderer(settings.alerts.templates_dir)
+
+
+# -- JSON -----------------------------------------------------------------------------------
+
+
+def _num(x: Any) -> Any:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _est(e: Estimate) -> dict[str, Any]:
+    return {"value": _num(e.value), "ci": list(e.ci) if e.ci else None, "p": _num(e.p),
+            "q": _num(e.p_adjusted), "n": e.n, "note": e.note or None}
+
+
+def _correlation(c: Correlation) -> dict[str, Any]:
+    rows = []
+    for m in c.metrics:
+        rows.append({
+            "metric": m.metric.name,
+            "arr_rho": _num(m.arr.value), "arr_rho_ci": list(m.arr.ci) if m.arr.ci else None,
+            "arr_partial_rho": _num(m.arr_partial.value),
+            "retention_auc": _num(m.retention.value),
+            "retention_auc_ci": list(m.retention.ci) if m.retention.ci else None,
+            "expansion_auc": _num(m.expansion.value),
+            "expansion_auc_ci": list(m.expansion.ci) if m.expansion.ci else None,
+            "aligned": bool(m.alignment.aligned),
+            "alignment": {
+                "verdict": {True: "aligned", False: "not aligned", None: "insufficient data"}[
+                    m.alignment.aligned],
+                "reason": m.alignment.reason,
+                "proxies": [{"proxy": p.proxy, "trend": _est(p.trend),
+                             "bins": [b.__dict__ for b in p.bins]} for p in m.alignment.proxies],
+            },
+            "confounded_by_tenure": m.confounded_by_tenure(c.alpha),
+            "n": {"arr": m.arr.n, "retention": m.retention.n, "expansion": m.expansion.n},
+            "detail": {"arr": _est(m.arr), "arr_partial": _est(m.arr_partial),
+                       "retention": _est(m.retention), "expansion": _est(m.expansion)},
+        })
+    return {"as_of": c.as_of.isoformat(), "alpha": c.alpha, "metrics": rows}
+
+
+def _cutoff(t: Threshold) -> dict[str, Any] | None:
+    c: Cutoff | None = t.cutoff
+    if c is None:
+        return None
+    return {"value": c.value, "rate_above": c.rate_above, "rate_below": c.rate_below,
+            "lift": _num(c.lift), "ppv": c.ppv, "npv": c.npv, "sensitivity": c.sensitivity,
+            "specificity": c.specificity, "n_above": c.n_above, "n_below": c.n_below,
+            "ci": list(c.ci), "p_value": c.p_value, "youden_j": c.j}
+
+
+def _thresholds(t: Thresholds) -> dict[str, Any]:
+    return {
+        "metric": t.metric,
+        "activation": _cutoff(t.activation),
+        "expansion": _cutoff(t.expansion),
+        "price_increase": ({"value": t.price_increase.value, "n_events": t.price_increase.n_events}
+                           if t.price_increase.value is not None else None),
+        "notes": {"activation": t.activation.reason or None,
+                  "expansion": t.expansion.reason or None,
+                  "price_increase": t.price_increase.reason or None},
+    }
+
+
+def _segments(s: SegmentComparison) -> dict[str, Any]:
+    return {"as_of": s.as_of.isoformat(),
+            "segments": [{"name": g.name, "n": g.n, "churned": g.churned,
+                          "means": {k: _num(v) for k, v in g.means.items()},
+                          "mean_arr": _num(g.mean_arr)} for g in s.segments],
+            "separating": [{"metric": x.metric, "effect_size": x.effect_size}
+                           for x in s.separating],
+            "insight": s.insight}
+
+
+def _recommendation(r: Recommendation) -> dict[str, Any]:
+    return {"as_of": r.as_of.isoformat(), "primary_metric": r.primary, "gate": list(r.gate),
+            "scorecard": [{**s.__dict__, "caveats": list(s.caveats)} for s in r.scorecard],
+            "text": r.text}
+
+
+def _customer(c: Customer) -> dict[str, Any]:
+    out = {k: v for k, v in c.__dict__.items() if k != "metrics"}
+    out["as_of"] = c.as_of.isoformat()
+    out["churn_date"] = c.churn_date.isoformat() if c.churn_date else None
+    out["metrics"] = [m.__dict__ for m in c.metrics]
+    return out
+
+
+def _simulation(s: Simulation) -> dict[str, Any]:
+    out = {k: v for k, v in s.__dict__.items() if not k.startswith("top_")}
+    out["as_of"] = s.as_of.isoformat()
+    out["top_increases"] = [m.__dict__ for m in s.top_increases]
+    out["top_decreases"] = [m.__dict__ for m in s.top_decreases]
+    return out
+
+
+def _digest(d: Digest) -> dict[str, Any]:
+    return {"as_of": d.as_of.isoformat(), "newest_usage": d.newest_usage.isoformat(),
+            "stale": d.stale, "correlate": _correlation(d.correlation),
+            "segments": _segments(d.segments),
+            "thresholds": [_thresholds(t) for t in d.thresholds],
+            "recommend": _recommendation(d.recommendation)}
+
+
+def _crossing(c: Crossing) -> dict[str, Any]:
+    return {"account_id": c.account_id, "name": c.name, "plan": c.plan, "owner": c.owner,
+            "metric": c.rule.metric, "rule": c.rule.key, "threshold": c.rule.threshold,
+            "level": c.level, "arr": c.arr, "crossing": c.number,
+            "expansion_rate_above": c.evidence.rate_above,
+            "expansion_rate_below": c.evidence.rate_below, "lift": _num(c.evidence.lift)}
+
+
+def _alerts(a: AlertsOverview) -> dict[str, Any]:
+    return {"as_of": a.pending.as_of.isoformat(),
+            "would_fire": [_crossing(c) for c in a.pending.crossings],
+            "closest": [{"account_id": n.account_id, "name": n.name, "rule": n.rule.key,
+                         "level": n.level, "threshold": n.rule.threshold}
+                        for n in a.pending.closest],
+            "recent": [{"period": x.period, "state": x.state, "ts": x.ts, "action": x.action,
+                        "action_reason": x.action_reason, "at": x.claimed_at.isoformat()}
+                       for x in a.recent]}
+
+
+def _backtest(results: tuple[Backtest, ...]) -> dict[str, Any]:
+    return {"rules": [{"rule": b.rule.key, "metric": b.rule.metric,
+                       "threshold": b.rule.threshold, "weeks": b.weeks, "alerts": b.alerts,
+                       "alerts_per_week": b.alerts_per_week,
+                       "followed_by_expansion": b.followed_by_expansion,
+                       "expansions": b.expansions, "expansions_caught": b.expansions_caught,
+                       "share_followed": _num(b.share_followed),
+                       "share_caught": _num(b.share_caught)} for b in results]}
+
+
+def to_json_data(report: Report) -> Any:
+    d = report.data
+    converters: dict[str, Any] = {
+        "help": lambda _: {"usage": usage_line(),
+                           "commands": {n: {"argument": a or None, "help": h}
+                                        for n, (a, h) in COMMANDS.items()}},
+        "metrics": lambda ms: {"metrics": [{**m.__dict__, "easy_to_understand":
+                                            m.is_easy_to_understand,
+                                            "hard_to_game": m.is_hard_to_game} for m in ms]},
+        "correlate": _correlation, "thresholds": _thresholds, "segments": _segments,
+        "recommend": _recommendation, "customer": _customer, "simulate": _simulation,
+        "digest": _digest, "alerts": _alerts, "backtest": _backtest,
+    }
+    return converters[report.kind](d)
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(to_json_data(report), indent=2, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -1,0 +1,239 @@
+"""The reports layer: one place that turns a question into numbers.
+
+Slack, the scheduler and the CLI all call :func:`answer` (or :func:`digest`), so the same
+question gives the same numbers through every door. Rendering lives in
+:mod:`bot.render`; this module only computes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from analysis import features, ledger
+from analysis.alerts import Evaluation, PriorState, Rule, backtest, build_rules, evaluate
+from analysis.catalog import Metric, resolve_catalog
+from analysis.correlate import Correlation, correlate
+from analysis.customer import Customer, describe_customer
+from analysis.dataset import Dataset, NoData, load_dataset
+from analysis.recommend import Recommendation, recommend
+from analysis.segments import SegmentComparison, compare_segments
+from analysis.simulate import Simulation, simulate
+from analysis.thresholds import Thresholds, find_thresholds
+from bot.commands import COMMANDS, Command, UsageError, suggestion, usage_line
+from bot.config import Settings
+
+__all__ = ["Context", "Digest", "NoData", "Report", "answer", "digest"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a command computed: ``kind`` names the template, ``data`` the result."""
+
+    kind: str
+    as_of: dt.date | None
+    data: Any
+
+
+@dataclass(frozen=True)
+class Digest:
+    as_of: dt.date
+    today: dt.date
+    newest_usage: dt.date
+    stale_after_days: int
+    correlation: Correlation
+    segments: SegmentComparison
+    thresholds: tuple[Thresholds, ...]
+    recommendation: Recommendation
+    previous: Mapping[str, Mapping[str, float | None]] | None = None
+    alerts: Evaluation | None = None
+
+    @property
+    def stale(self) -> bool:
+        return (self.today - self.newest_usage).days > self.stale_after_days
+
+    def change(self, metric: str, key: str, now: float | None) -> float | None:
+        """Change of a statistic since the previous digest (None when unknown)."""
+        before = (self.previous or {}).get(metric, {}).get(key)
+        return None if before is None or now is None else now - before
+
+
+@dataclass(frozen=True)
+class AlertsOverview:
+    """What would fire now (not yet posted) and the latest posted crossings."""
+
+    pending: Evaluation
+    recent: tuple[ledger.Delivery, ...]
+
+
+class Context:
+    """Settings, database and lazily computed analyses for one as-of date."""
+
+    def __init__(self, engine: Engine, settings: Settings, catalog: list[Metric],
+                 as_of: dt.date | None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.catalog = catalog
+        self.requested_as_of = as_of
+
+    @classmethod
+    def load(cls, engine: Engine, settings: Settings, as_of: dt.date | None = None) -> Context:
+        with engine.connect() as conn:
+            in_data = [] if settings.metrics else features.metrics_in_data(conn)
+        return cls(engine, settings, resolve_catalog(settings.metrics, in_data), as_of)
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.catalog]
+
+    @functools.cached_property
+    def dataset(self) -> Dataset:
+        with self.engine.connect() as conn:
+            return load_dataset(conn, self.catalog, self.settings.analysis, self.requested_as_of)
+
+    @functools.cached_property
+    def correlation(self) -> Correlation:
+        return correlate(self.dataset, self.settings.analysis)
+
+    @functools.cached_property
+    def segments(self) -> SegmentComparison:
+        return compare_segments(self.dataset, self.settings.segments,
+                                self.settings.analysis.min_accounts)
+
+    @functools.cached_property
+    def recommendation(self) -> Recommendation:
+        return recommend(self.dataset, self.correlation, self.settings.analysis.min_accounts)
+
+    @functools.cache  # noqa: B019 - a Context lives for one request
+    def thresholds(self, metric: str) -> Thresholds:
+        with self.engine.connect() as conn:
+            increases = features.mrr_increase_levels(conn, metric,
+                                                     self.dataset.windows.window_days)
+        return find_thresholds(self.dataset, metric, increases, self.settings.analysis)
+
+    def customer(self, account: str) -> Customer:
+        accounts = self.dataset.accounts
+        if account not in accounts.index:
+            by_name = accounts.index[accounts["name"].str.lower() == account.lower()]
+            if len(by_name) != 1:
+                ids = list(accounts.index)
+                raise UsageError(f"unknown account '{account}'.{suggestion(account, ids)}\n"
+                                 + usage_line("customer"))
+            account = str(by_name[0])
+        return describe_customer(self.dataset, account,
+                                 {m: self.thresholds(m) for m in self.names()})
+
+    def simulation(self, metric: str) -> Simulation:
+        return simulate(self.dataset, metric)
+
+    def alert_rules(self) -> list[Rule]:
+        a = self.settings.alerts
+        learned: dict[str, float | None] = {}
+        if a.learned_thresholds:
+            for name in self.names():
+                cutoff = self.thresholds(name).expansion.cutoff
+                learned[name] = cutoff.value if cutoff else None
+        return build_rules(learned, [(r.metric, r.above, r.plans) for r in a.rules],
+                           {name: plan.limits for name, plan in self.settings.plans.items()},
+                           a.plan_limit_shares)
+
+    def alert_evaluation(self, now: dt.datetime) -> Evaluation:
+        """Crossings as of the data's date, against the stored alert state (read only)."""
+        ds = self.dataset
+        rules = self.alert_rules()
+        with self.engine.connect() as conn:
+            previous = features.levels_at(conn, self.names(),
+                                          ds.windows.as_of - dt.timedelta(days=7),
+                                          ds.windows.window_days)
+        states = {key: PriorState(s.armed, s.crossings, s.snoozed_until)
+                  for key, s in ledger.alert_states(self.engine, [r.key for r in rules]).items()}
+        ranks = {name: plan.rank for name, plan in self.settings.plans.items()}
+        top = [n for n, r in ranks.items() if r == max(ranks.values())] if ranks else []
+        return evaluate(ds, previous, rules, states, self.settings.alerts.hysteresis, now, top)
+
+    def backtest(self, rule_key: str | None = None, weeks: int = 52,
+                 horizon_days: int = 90) -> Report:
+        """Replay alert rules over the weeks whose outcome is already known."""
+        rules = self.alert_rules()
+        if rule_key is not None:
+            chosen = [r for r in rules if r.key == rule_key]
+            if not chosen:
+                raise UsageError(f"unknown rule '{rule_key}'."
+                                 f"{suggestion(rule_key, [r.key for r in rules])} Rules: "
+                                 + ", ".join(r.key for r in rules))
+            rules = chosen
+        ds = self.dataset
+        last = ds.windows.as_of - dt.timedelta(days=horizon_days)
+        dates = [last - dt.timedelta(weeks=k) for k in range(weeks)][::-1]
+        metrics = sorted({r.metric for r in rules})
+        with self.engine.connect() as conn:
+            levels = {d: features.levels_at(conn, metrics, d, ds.windows.window_days)
+                      for d in dates}
+            increases = features.mrr_increases(conn)
+        results = tuple(
+            backtest(rule, {d: frame[rule.metric] for d, frame in levels.items()},
+                     ds.accounts["plan"], increases, self.settings.alerts.hysteresis,
+                     horizon_days)
+            for rule in rules)
+        return Report("backtest", ds.windows.as_of, results)
+
+    def recent_alerts(self, limit: int = 10) -> list[ledger.Delivery]:
+        channel = self.settings.slack.alert_channel
+        return ledger.latest(self.engine, "alert", channel, state=None, limit=limit)
+
+
+def answer(ctx: Context, command: Command) -> Report:
+    """Compute the answer to one parsed command."""
+    name = command.name
+    if name == "help":
+        return Report("help", None, COMMANDS)
+    if name == "metrics":
+        return Report("metrics", None, tuple(ctx.catalog))
+    if name == "digest":
+        return build_digest(ctx)
+    if name == "alerts":
+        now = dt.datetime.now(dt.UTC)
+        return Report("alerts", ctx.dataset.windows.as_of,
+                      AlertsOverview(ctx.alert_evaluation(now), tuple(ctx.recent_alerts())))
+    as_of = ctx.dataset.windows.as_of
+    data: Any
+    if name == "correlate":
+        data = ctx.correlation
+    elif name == "segments":
+        data = ctx.segments
+    elif name == "thresholds":
+        data = ctx.thresholds(command.argument)
+    elif name == "customer":
+        data = ctx.customer(command.argument)
+    elif name == "recommend":
+        data = ctx.recommendation
+    elif name == "simulate":
+        data = ctx.simulation(command.argument)
+    else:  # pragma: no cover - parse() only yields known names
+        raise UsageError(usage_line())
+    return Report(name, as_of, data)
+
+
+def build_digest(ctx: Context, leading: int = 3,
+                 previous: Mapping[str, Mapping[str, float | None]] | None = None,
+                 alerts: Evaluation | None = None, today: dt.date | None = None) -> Report:
+    ds = ctx.dataset
+    rec = ctx.recommendation
+    lead = [m for m in (rec.primary, *rec.gate) if m][:leading]
+    if not lead:  # nothing recommended: show the strongest ARR correlates instead
+        ranked = sorted(ctx.correlation.metrics, key=lambda m: -(m.arr.value or 0))
+        lead = [m.metric.name for m in ranked[:leading]]
+    with ctx.engine.connect() as conn:
+        newest = features.latest_usage_date(conn, ctx.names()) or ds.windows.as_of
+    data = Digest(ds.windows.as_of, today or dt.date.today(), newest,
+                  ctx.settings.digest.stale_after_days, ctx.correlation, ctx.segments,
+                  tuple(ctx.thresholds(m) for m in lead), rec, previous, alerts)
+    return Report("digest", ds.windows.as_of, data)
+
+
+def digest(engine: Engine, settings: Settings, as_of: dt.date | None = None) -> Report:
+    return build_digest(Context.load(engine, settings, as_of))
