@@ -1,0 +1,140 @@
+"""Datasets with effects planted on purpose, whose true values the tests know.
+
+* ``seats`` (seat): constant per account; accounts with seats >= ACTIVATION_CUTOFF churn
+  within the horizon with probability 10%, the others 60% (or everyone alike when
+  ``churn_signal`` is off).
+* ``integrations`` (feature): constant; accounts with integrations >= EXPANSION_CUTOFF
+  expand with probability 70%, the others 10%.
+* ``clicks`` (feature): pure noise.
+* ``documents`` (record): grows with account age only; MRR also grows with age, so its
+  raw ARR correlation is real but its tenure-adjusted one is zero.
+
+MRR = 50 x seats + 0.5 x account age at AS_OF in days (a cohort effect, constant per
+account), times 1.5 from the expansion month on.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ACTIVATION_CUTOFF = 6
+EXPANSION_CUTOFF = 4
+AS_OF = dt.date(2025, 12, 29)  # a Monday
+EARLY_DAYS = 28
+HORIZON_DAYS = 112
+
+CONFIG = """
+[analysis]
+bootstrap_resamples = 300
+permutations = 100
+
+[[metrics]]
+name = "seats"
+category = "seat"
+unit = "seats"
+description = "team adoption"
+
+[[metrics]]
+name = "integrations"
+category = "feature"
+description = "depth of use"
+
+[[metrics]]
+name = "clicks"
+category = "feature"
+description = "clicking around"
+
+[[metrics]]
+name = "documents"
+category = "record"
+description = "documents stored"
+"""
+
+
+@dataclass(frozen=True)
+class PlantedFiles:
+    accounts: Path
+    usage: Path
+    revenue: Path
+    config: Path
+
+
+def _month_start(d: dt.date) -> dt.date:
+    return d.replace(day=1)
+
+
+def _next_month(d: dt.date) -> dt.date:
+    return dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+
+
+def generate(directory: Path, *, n: int = 1500, seed: int = 1, monthly: bool = False,
+             churn_signal: bool = True) -> PlantedFiles:
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    start = AS_OF - dt.timedelta(days=730)
+    signup_offsets = rng.integers(0, 720, n)
+    seats = rng.integers(1, 13, n)
+    integrations = rng.integers(0, 9, n)
+    clicks_rate = 20.0
+    doc_rate = rng.uniform(8, 12, n)
+
+    rows_accounts, rows_usage, rows_revenue = [], [], []
+    expansion_month = _month_start(AS_OF - dt.timedelta(days=90))
+    for i in range(n):
+        account = f"a{i:05d}"
+        signup = start + dt.timedelta(days=int(signup_offsets[i]))
+        p_churn = (0.10 if seats[i] >= ACTIVATION_CUTOFF else 0.60) if churn_signal else 0.35
+        churn = None
+        if rng.random() < p_churn:
+            churn = signup + dt.timedelta(days=EARLY_DAYS + int(rng.integers(1, HORIZON_DAYS)))
+            if churn > AS_OF:
+                churn = None
+        expands = rng.random() < (0.70 if integrations[i] >= EXPANSION_CUTOFF else 0.10)
+        rows_accounts.append([account, f"Company {i}", "pro", signup.isoformat(),
+                              churn.isoformat() if churn else ""])
+        end = churn or AS_OF
+        if monthly:
+            day = _next_month(signup) if signup.day != 1 else signup
+            dates = []
+            while day <= end:
+                dates.append(day)
+                day = _next_month(day)
+        else:
+            first = signup + dt.timedelta(days=(7 - signup.weekday()) % 7)
+            dates = [first + dt.timedelta(weeks=k)
+                     for k in range(((end - first).days // 7) + 1) if first <= end]
+        for day in dates:
+            age_weeks = (day - signup).days / 7
+            rows_usage.append([account, day.isoformat(), "seats", int(seats[i])])
+            rows_usage.append([account, day.isoformat(), "integrations", int(integrations[i])])
+            rows_usage.append([account, day.isoformat(), "clicks", int(rng.poisson(clicks_rate))])
+            rows_usage.append([account, day.isoformat(), "documents",
+                               round(doc_rate[i] * age_weeks + rng.normal(0, 3), 1)])
+        month = _month_start(signup)
+        while month <= end:
+            # older cohorts bought bigger packages: constant per account, higher with age
+            mrr = 50.0 * seats[i] + 0.5 * (AS_OF - signup).days
+            if expands and month >= expansion_month and signup < expansion_month:
+                mrr *= 1.5
+            rows_revenue.append([account, month.isoformat(), f"{mrr:.2f}"])
+            month = _next_month(month)
+
+    files = PlantedFiles(directory / "accounts.csv", directory / "usage.csv",
+                         directory / "revenue.csv", directory / "config.toml")
+    for path, header, rows in (
+        (files.accounts, ["account_id", "name", "plan", "signup_date", "churn_date"],
+         rows_accounts),
+        (files.usage, ["account_id", "date", "metric", "value"], rows_usage),
+        (files.revenue, ["account_id", "month", "mrr"], rows_revenue),
+    ):
+        with open(path, "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(header)
+            out.writerows(rows)
+    files.config.write_text(CONFIG)
+    return files
