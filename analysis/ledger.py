@@ -56,8 +56,11 @@ def _delivery(row: Any) -> Delivery:
 
 
 def _insert_ignoring_duplicates(conn: Connection, values: dict[str, Any]) -> bool:
-    stmt = dialect_insert(conn, deliveries).values(**values).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    # RETURNING, not rowcount: with an autoincrement key SQLAlchemy already asks for
+    # RETURNING on PostgreSQL, and psycopg then reports rowcount -1.
+    stmt = (dialect_insert(conn, deliveries).values(**values).on_conflict_do_nothing()
+            .returning(deliveries.c.id))
+    return conn.execute(stmt).first() is not None
 
 
 def claim(engine: Engine, kind: str, channel: str, period: str, claimer: str,
