@@ -196,6 +196,16 @@ def test_broken_alert_template_fails_at_start_up(tmp_path: Path, settings: Setti
     assert "Acme &lt;Corp&gt; &amp; Co is growing" in rendered
 
 
+
+def test_alert_shows_the_level_as_precisely_as_the_threshold() -> None:
+    # a level of 2.25 at a threshold of 2.25 once read "2.2 >= 2.25"
+    crossing = dataclasses.replace(
+        SAMPLE_CROSSING, level=2.25,
+        rule=dataclasses.replace(SAMPLE_CROSSING.rule, threshold=2.25))
+    rendered = AlertRenderer().document(crossing)
+    assert "reached *2.25 seats*" in rendered and "of 2.25." in rendered
+
+
 # -- alerts on a dataset whose crossings are planted week by week ----------------------------
 
 WEEK0 = dt.date(2025, 6, 2)  # a Monday
