@@ -114,9 +114,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             report = import_csv(engine, kind, getattr(files, kind), _progress(kind))
             print(f"imported {report.rows:,} {kind} rows ({report.rows_per_second:,.0f} rows/s)",
                   file=sys.stderr)
-    settings = dataclasses.replace(
-        _settings(args), database=DatabaseSettings(url=url), metrics=list(demo.DEMO_METRICS)
-    )
+    settings_path = Path(demo.SETTINGS_FILE)
+    settings_path.write_text(demo.settings_toml(None if engine.url.password else url))
+    # read back through the loader, as every other door will read it
+    settings = dataclasses.replace(load_settings(settings_path, env={}),
+                                   database=DatabaseSettings(url=url))
+    print(f"demo settings: {settings_path} (ask more: valuemetric ask recommend --config "
+          f"{settings_path})", file=sys.stderr)
     print(render.render_text(reports.digest(engine, settings)))
     return 0
 
@@ -284,8 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.set_defaults(func=cmd_import)
 
-    demo = sub.add_parser("demo", parents=[common], help="build a synthetic company and print "
-                          "its digest")
+    demo = sub.add_parser("demo", help="build a synthetic company and print its digest",
+                          description="Writes a fresh database (default "
+                          "sqlite:///valuemetric-demo.db) and its settings file "
+                          "valuemetric-demo.toml in the working directory.")
+    demo.add_argument("--database-url", help="where to build it (default: "
+                      "sqlite:///valuemetric-demo.db; an existing SQLite file is replaced)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--accounts", type=int, default=2000, help="number of accounts")
     demo.add_argument("--data-dir", help="keep the generated CSV files here")

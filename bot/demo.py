@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,28 @@ DEMO_METRICS = (
     Metric("records", "record", "records", "data stored"),
     Metric("exports", "feature", "exports", "report exports"),
 )
+
+
+SETTINGS_FILE = "valuemetric-demo.toml"
+
+
+def settings_toml(database_url: str | None) -> str:
+    """The demo's settings file: its database, metric catalog and plan tiers.
+
+    Written beside the demo so that ``valuemetric ask --config valuemetric-demo.toml`` (and
+    the bot) read the same catalog the demo digest used, and so give the same numbers.
+    ``database_url`` is None when it holds a password, which never goes into a file.
+    """
+    lines = ["# Settings of `valuemetric demo` (rewritten by each demo run).", "", "[database]"]
+    lines.append(f"url = {json.dumps(database_url)}" if database_url else
+                 "# the URL has a password: pass --database-url or set VALUEMETRIC_DATABASE_URL")
+    for metric in DEMO_METRICS:
+        lines += ["", "[[metrics]]", f"name = {json.dumps(metric.name)}",
+                  f"category = {json.dumps(metric.category)}", f"unit = {json.dumps(metric.unit)}",
+                  f"description = {json.dumps(metric.description)}"]
+    for rank, plan in enumerate(PLANS, start=1):
+        lines += ["", f"[plans.{plan}]", f"rank = {rank}"]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,19 @@ def test_demo_prints_a_digest_and_is_reproducible(tmp_path: Path) -> None:
     again = _run("demo", "--accounts", "400", "--seed", "3", cwd=tmp_path)
     assert again.stdout == first.stdout
 
+    # the settings file it leaves makes `ask` give the digest's own answer
+    assert "demo settings: valuemetric-demo.toml" in first.stderr
+    asked = _run("ask", "recommend", "--format", "json", "--config", "valuemetric-demo.toml",
+                 cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    recommendation = json.loads(asked.stdout)
+    assert recommendation["primary_metric"] == "active_users"
+    assert recommendation["text"] in first.stdout
 
-def test_db_upgrade_and_digest_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_db_upgrade_and_digest_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the demo writes its settings file here
     url = f"sqlite:///{tmp_path / 'x.db'}"
     head = head_revision()
     assert main(["db", "upgrade", "--database-url", url]) == 0
