@@ -28,4 +28,8 @@ class AnalysisSettings:
     bootstrap_resamples: int = setting(1000, help="resamples for bootstrap confidence intervals")
     permutations: int = setting(200, help="label permutations testing a threshold against chance")
     alpha: float = setting(0.05, help="significance level, after Benjamini-Hochberg correction")
+    min_rho: float = setting(0.2, help="smallest ARR rank correlation (tenure held fixed) "
+                             "worth pricing on")
+    min_auc: float = setting(0.6, help="smallest retention or expansion AUC worth pricing on "
+                             "or gating")
     seed: int = setting(0, help="random seed for bootstraps and permutations (reproducible)")

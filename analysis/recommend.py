@@ -3,10 +3,15 @@
 Scorecard points: aligned with value 2, easy to understand 1, hard to game 1, plus the
 share of accounts whose level grew over the expansion lookback ("scales", 0..1).
 The primary metric is the best-scoring priceable metric (seat, usage, record,
-transaction, revenue share) that is aligned and not confounded by tenure; ties go to
-the stronger evidence (mean of the partial ARR rho and 2 x (AUC - 0.5) of each outcome
-that is significant). Feature-like metrics whose usage significantly predicts expansion
-or retention are recommended for gating to higher tiers.
+transaction, revenue share) that is aligned, not confounded by tenure and has a value
+signal large enough to matter; ties go to the stronger evidence (mean of the partial ARR
+rho and 2 x (AUC - 0.5) of each outcome that is significant). Feature-like metrics whose
+usage significantly predicts expansion or retention, with an AUC large enough to matter,
+are recommended for gating to higher tiers.
+
+"Large enough to matter" (``min_rho``, default 0.2, and ``min_auc``, default 0.6, in the
+analysis settings): with thousands of accounts a rank correlation of 0.1 is significant,
+yet usage that explains so little of what accounts pay is no basis for a price.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pandas as pd
 from analysis.catalog import GATEABLE, PRICEABLE
 from analysis.correlate import Correlation, MetricCorrelation
 from analysis.dataset import Dataset
+from analysis.params import AnalysisSettings
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,27 @@ def _evidence(m: MetricCorrelation, alpha: float) -> float:
     return sum(parts) / len(parts) if parts else 0.0
 
 
-def _caveats(m: MetricCorrelation, alpha: float, min_accounts: int) -> list[str]:
+def _strong_aucs(m: MetricCorrelation, params: AnalysisSettings) -> list[str]:
+    """Outcomes whose AUC is significant and at least ``min_auc``."""
+    return [what for est, what in ((m.retention, "retention"), (m.expansion, "expansion"))
+            if est.significant(params.alpha) and (est.value or 0) >= params.min_auc]
+
+
+def _strong_signals(m: MetricCorrelation, params: AnalysisSettings) -> list[str]:
+    """Value signals that are significant and large enough to price on."""
+    strong = _strong_aucs(m, params)
+    partial = m.arr_partial
+    if partial.significant(params.alpha) and (partial.value or 0) >= params.min_rho:
+        strong.append("ARR")
+    return strong
+
+
+def _caveats(m: MetricCorrelation, params: AnalysisSettings) -> list[str]:
+    alpha, min_accounts = params.alpha, params.min_accounts
     notes = []
+    if m.alignment.aligned and not _strong_signals(m, params):
+        notes.append(f"weak: no value signal reaches ARR rho {params.min_rho:g} with tenure "
+                     f"fixed or AUC {params.min_auc:g}")
     if m.confounded_by_tenure(alpha):
         partial = m.arr_partial.value
         notes.append(f"confounded by tenure: ARR rho {m.arr.value:.2f} falls to "
@@ -97,7 +122,7 @@ def _phrase(m: MetricCorrelation, alpha: float) -> str:
     return "accounts that use more " + " and ".join(bits) if bits else "no clear value signal"
 
 
-def recommend(ds: Dataset, corr: Correlation, min_accounts: int) -> Recommendation:
+def recommend(ds: Dataset, corr: Correlation, params: AnalysisSettings) -> Recommendation:
     alpha = corr.alpha
     scored = []
     for m in corr.metrics:
@@ -106,15 +131,14 @@ def recommend(ds: Dataset, corr: Correlation, min_accounts: int) -> Recommendati
         points = (2.0 * bool(m.alignment.aligned) + metric.is_easy_to_understand
                   + metric.is_hard_to_game + (scales or 0.0))
         scored.append((m, scales, points, _evidence(m, alpha),
-                       _caveats(m, alpha, min_accounts)))
+                       _caveats(m, params)))
 
     candidates = [row for row in scored
                   if row[0].metric.category in PRICEABLE and row[0].alignment.aligned
-                  and not row[0].confounded_by_tenure(alpha) and row[3] > 0]
+                  and not row[0].confounded_by_tenure(alpha) and _strong_signals(row[0], params)]
     primary = max(candidates, key=lambda r: (r[2], r[3]), default=None)
-    gates = [row for row in scored if row[0].metric.category in GATEABLE and row[3] > 0
-             and row[0].alignment.aligned
-             and (row[0].expansion.significant(alpha) or row[0].retention.significant(alpha))]
+    gates = [row for row in scored if row[0].metric.category in GATEABLE
+             and row[0].alignment.aligned and _strong_aucs(row[0], params)]
     gates.sort(key=lambda r: -r[3])
 
     scorecard = tuple(
@@ -137,7 +161,9 @@ def recommend(ds: Dataset, corr: Correlation, min_accounts: int) -> Recommendati
         lines.append(f"Gate {names} to higher tiers: " + "; ".join(
             f"{g[0].metric.name}: {_phrase(g[0], alpha)}" for g in gates) + ".")
     for score in scorecard:
-        if score.role and score.caveats:
+        # without a primary metric, the aligned ones' caveats say why none was chosen
+        explains = score.role or (primary is None and score.aligned)
+        if explains and score.caveats:
             lines.append(f"Caveats for {score.metric}: {'; '.join(score.caveats)}.")
     return Recommendation(corr.as_of, primary[0].metric.name if primary else None,
                           tuple(g[0].metric.name for g in gates), scorecard, " ".join(lines))

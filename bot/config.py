@@ -239,6 +239,10 @@ def _check(settings: Settings, source: str) -> None:
             raise ConfigError(f"{source}: analysis.{key}: must be at least 1")
     if not 0 < a.alpha < 1:
         raise ConfigError(f"{source}: analysis.alpha: must be between 0 and 1, e.g. 0.05")
+    if not 0 <= a.min_rho < 1:
+        raise ConfigError(f"{source}: analysis.min_rho: must be from 0 up to 1, e.g. 0.2")
+    if not 0.5 <= a.min_auc < 1:
+        raise ConfigError(f"{source}: analysis.min_auc: must be from 0.5 up to 1, e.g. 0.6")
     try:
         import zoneinfo
 

@@ -106,7 +106,7 @@ class Context:
 
     @functools.cached_property
     def recommendation(self) -> Recommendation:
-        return recommend(self.dataset, self.correlation, self.settings.analysis.min_accounts)
+        return recommend(self.dataset, self.correlation, self.settings.analysis)
 
     @functools.cache  # noqa: B019 - a Context lives for one request
     def thresholds(self, metric: str) -> Thresholds:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.cli import main
-from tests import planted
+from tests import planted, ravenstack
 from tests.conftest import DATABASES, new_database
 
 
@@ -106,6 +106,29 @@ def test_no_churn_signal_means_no_retention_predictor(database_url: str, tmp_pat
         assert retention["q"] >= 0.05, metric["metric"]
     seats = ask(database_url, files.config, "thresholds seats", capsys)
     assert seats["activation"] is None
+
+
+@pytest.mark.skipif(not ravenstack.SOURCE.is_dir(),
+                    reason=f"public dataset not found at {ravenstack.SOURCE}")
+def test_public_data_without_signal_gets_no_recommendation(database_url: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    # RavenStack's churn is independent of usage, and its usage tracks revenue only
+    # weakly (through the number of subscriptions): nothing there is worth pricing on.
+    files = ravenstack.convert(tmp_path)
+    for kind in ("accounts", "usage", "revenue"):
+        assert main(["import", kind, str(files[kind]), "--database-url", database_url]) == 0
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    corr = ask(database_url, config, "correlate", capsys)
+    assert {m["metric"] for m in corr["metrics"]} == {"errors", "feature_uses",
+                                                      "features_used", "usage_minutes"}
+    for metric in corr["metrics"]:
+        retention = metric["detail"]["retention"]
+        assert not (retention["value"] > 0.5 and retention["q"] < 0.05), metric["metric"]
+    rec = ask(database_url, config, "recommend", capsys)
+    assert rec["primary_metric"] is None and rec["gate"] == []
+    assert rec["text"].startswith("No usage metric is aligned with value strongly enough")
 
 
 def test_small_samples_say_insufficient_data(database_url: str, tmp_path: Path,
