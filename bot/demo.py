@@ -4,7 +4,7 @@ Planted truth (what the analysis should recover):
 
 * ``active_users`` (seat): accounts reaching 5 active users in their first 28 days churn
   far less (weekly churn hazard 0.35% vs 1.6%): the activation threshold.
-* ``integrations`` (feature): accounts with 3+ integrations expand 5x as often: depth of
+* ``integrations`` (feature): accounts with 3+ integrations expand 8x as often: depth of
   use drives expansion, so it is worth gating to higher tiers.
 * ``projects`` (record): loosely follows active users, no effect of its own.
 * ``api_calls`` (usage): follows integrations, noisy.
@@ -140,7 +140,7 @@ def generate(directory: Path, *, n_accounts: int = 2000, seed: int = 7,
         leaving = settled & (rng.random(n) < hazard)
         churn_week = np.where(leaving, w, churn_week)
         deep = integrations >= 3
-        expand = settled & ~leaving & (rng.random(n) < np.where(deep, 0.018, 0.0035))
+        expand = settled & ~leaving & (rng.random(n) < np.where(deep, 0.025, 0.003))
         seats = np.where(expand, np.ceil(np.maximum(seats, users) * rng.uniform(1.2, 1.6, n)),
                          seats)
         upgrade = expand & (rng.random(n) < 0.35) & (plan < len(PLANS) - 1)
