@@ -77,7 +77,10 @@ def load_dataset(conn: Connection, catalog: Sequence[Metric], params: AnalysisSe
     if as_of is None:
         raise NoData("the usage table has no rows for the configured metrics: import usage.csv "
                      "or fix [[metrics]] names in the config")
-    interval = features.snapshot_interval_days(conn, metrics[0], as_of)
+    # The coarsest metric sets the window: a 28-day window would miss most snapshots of a
+    # metric exported monthly beside weekly ones, and read their absence as zero usage.
+    interval = max((i for i in (features.snapshot_interval_days(conn, m, as_of)
+                                for m in metrics) if i is not None), default=None)
     windows = features.Windows(
         as_of=as_of,
         window_days=features.effective_window(params.window_days, interval),

@@ -11,8 +11,11 @@ import pytest
 from sqlalchemy import Engine
 
 from analysis import features
+from analysis.catalog import Metric
+from analysis.dataset import load_dataset
 from analysis.db import ensure_schema
 from analysis.imports import import_csv
+from analysis.params import AnalysisSettings
 from tests import planted
 
 
@@ -92,3 +95,26 @@ def test_price_increase_levels_match_pandas(loaded: tuple[Engine, planted.Plante
         ours = features.mrr_increase_levels(conn, "seats", 28)
     assert len(rises) > 5
     assert sorted(ours.round(9)) == sorted(np.round(ref, 9))
+
+
+def test_a_monthly_metric_beside_weekly_ones_widens_the_window(
+        loaded: tuple[Engine, planted.PlantedFiles], tmp_path: Path) -> None:
+    engine, files = loaded
+    accounts = pd.read_csv(files.accounts, parse_dates=["signup_date", "churn_date"])
+    # "invoices": one snapshot on the first of each month, value 3 for every account
+    rows = [(a.account_id, month.date().isoformat(), "invoices", 3)
+            for a in accounts.itertuples()
+            for month in pd.date_range(a.signup_date, a.churn_date if pd.notna(a.churn_date)
+                                       else pd.Timestamp(planted.AS_OF), freq="MS")]
+    monthly = tmp_path / "monthly.csv"
+    pd.DataFrame(rows, columns=["account_id", "date", "metric", "value"]).to_csv(monthly,
+                                                                                 index=False)
+    import_csv(engine, "usage", monthly)
+    catalog = [Metric("seats"), Metric("invoices")]  # the weekly metric first
+    with engine.connect() as conn:
+        ds = load_dataset(conn, catalog, AnalysisSettings())
+    assert ds.windows.window_days == 31
+    # every account active for a month or more had an invoice snapshot in its window
+    settled = ds.active[ds.active["tenure_days"] >= 31].index
+    assert len(settled) > 50
+    assert (ds.current.loc[settled, "invoices"] == 3).all()
