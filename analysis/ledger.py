@@ -103,10 +103,13 @@ def find(engine: Engine, kind: str, channel: str, period: str) -> Delivery | Non
 
 
 def latest(engine: Engine, kind: str, channel: str, *, state: str | None = SENT,
-           limit: int = 1) -> list[Delivery]:
+           limit: int = 1, since: dt.datetime | None = None) -> list[Delivery]:
+    """Newest first; ``state`` None means any state, ``since`` claimed after that moment."""
     query = select(deliveries).where(deliveries.c.kind == kind, deliveries.c.channel == channel)
     if state is not None:
         query = query.where(deliveries.c.state == state)
+    if since is not None:
+        query = query.where(deliveries.c.claimed_at > _utc(since))
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(deliveries.c.claimed_at.desc(),
                                            deliveries.c.id.desc()).limit(limit)).all()

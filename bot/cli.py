@@ -121,7 +121,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                    database=DatabaseSettings(url=url))
     print(f"demo settings: {settings_path} (ask more: valuemetric ask recommend --config "
           f"{settings_path})", file=sys.stderr)
-    print(render.render_text(reports.digest(engine, settings)))
+    print(render.render_text(reports.build_digest(reports.Context.load(engine, settings), None)))
     return 0
 
 
@@ -167,12 +167,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
         outcome = _jobs(settings).post_digest(now, args.channel)
         print(f"digest: {outcome}")
         return 0 if outcome in ("sent", "already claimed") else EXIT_ERROR
-    jobs = _jobs(settings)
-    context = reports.Context.load(jobs.engine, settings, _date_arg(args.as_of))
-    channel = args.channel or settings.slack.digest_channel
-    report = reports.build_digest(
-        context, previous=jobs.previous_summary(channel) if channel else None,
-        alerts=context.alert_evaluation(now), today=now.date())
+    engine = make_engine(settings.database.url)
+    ensure_schema(engine)
+    context = reports.Context.load(engine, settings, _date_arg(args.as_of))
+    report = reports.build_digest(context, args.channel or settings.slack.digest_channel, now)
     print(render.render_json(report) if args.format == "json" else render.render_text(report))
     return 0
 

@@ -55,13 +55,6 @@ def fire_times(trigger: CronTrigger, start: dt.datetime, end: dt.datetime) -> li
     return times
 
 
-def digest_summary(digest: reports.Digest) -> dict[str, dict[str, float | None]]:
-    """What the next digest compares against ("change since the previous digest")."""
-    return {m.metric.name: {"arr_rho": m.arr.value, "retention_auc": m.retention.value,
-                            "expansion_auc": m.expansion.value}
-            for m in digest.correlation.metrics}
-
-
 @dataclass
 class Jobs:
     engine: Engine
@@ -93,16 +86,6 @@ class Jobs:
 
     # -- digest --------------------------------------------------------------------------
 
-    def previous_summary(self, channel: str) -> dict[str, Any] | None:
-        sent = ledger.latest(self.engine, DIGEST, channel)
-        return json.loads(sent[0].summary) if sent and sent[0].summary else None
-
-    def build_digest(self, channel: str, now: dt.datetime) -> reports.Report:
-        context = reports.Context.load(self.engine, self.settings)
-        return reports.build_digest(context, previous=self.previous_summary(channel),
-                                    alerts=self.evaluate_alerts(now, dry_run=True, context=context),
-                                    today=now.date())
-
     def post_digest(self, now: dt.datetime, channel: str | None = None,
                     period: dt.datetime | None = None) -> str:
         channel = channel or self.settings.slack.digest_channel
@@ -115,8 +98,9 @@ class Jobs:
         key = period.isoformat()
 
         def build(_: ledger.Delivery) -> tuple[Message, str]:
-            report = self.build_digest(channel, now)
-            return render.render_slack(report), json.dumps(digest_summary(report.data))
+            report = reports.build_digest(reports.Context.load(self.engine, self.settings),
+                                          channel, now)
+            return render.render_slack(report), json.dumps(report.data.statistics())
 
         outcome = self._deliver(DIGEST, channel, key, now, build)
         log.info("digest for %s to %s: %s", key, channel, outcome)
@@ -145,28 +129,26 @@ class Jobs:
 
     # -- alerts ----------------------------------------------------------------------------
 
-    def evaluate_alerts(self, now: dt.datetime, *, dry_run: bool,
-                        context: reports.Context | None = None) -> Evaluation:
-        context = context or reports.Context.load(self.engine, self.settings)
-        result = context.alert_evaluation(now)
-        if not dry_run:
-            for change in result.changes:
-                ledger.save_alert_state(self.engine, change.account_id, change.rule,
-                                        armed=change.armed, crossings=change.crossings,
-                                        level=change.level, now=now)
+    def record_alerts(self, now: dt.datetime) -> Evaluation:
+        """Evaluate crossings and store the new alert states (armed, crossings)."""
+        result = reports.Context.load(self.engine, self.settings).alert_evaluation(now)
+        for change in result.changes:
+            ledger.save_alert_state(self.engine, change.account_id, change.rule,
+                                    armed=change.armed, crossings=change.crossings,
+                                    level=change.level, now=now)
         return result
 
     def post_alerts(self, now: dt.datetime) -> list[tuple[Crossing, str]]:
         channel = self.settings.slack.alert_channel
         if not channel:
             raise UsageError("no channel: set slack.alert_channel in the config")
-        result = self.evaluate_alerts(now, dry_run=False)
+        result = self.record_alerts(now)
         renderer = render.alert_renderer(self.settings)
         outcomes = []
         for crossing in result.crossings:
             def build(claimed: ledger.Delivery, crossing: Crossing = crossing
-                      ) -> tuple[Message, None]:
-                return renderer.message(crossing, claimed.id), None
+                      ) -> tuple[Message, str]:
+                return renderer.message(crossing, claimed.id), reports.PostedAlert.record(crossing)
 
             outcomes.append((crossing, self._deliver(ALERT, channel, crossing.period, now,
                                                      build)))

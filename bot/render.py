@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from analysis.alerts import Backtest, Crossing, Evidence, Rule
+from analysis.alerts import Backtest, Crossing, Evaluation, Evidence, Rule
 from analysis.correlate import Correlation
 from analysis.customer import Customer
 from analysis.recommend import Recommendation
@@ -33,7 +33,7 @@ from analysis.stats import Cutoff, Estimate
 from analysis.thresholds import Threshold, Thresholds
 from bot.blocks import Message, to_message
 from bot.commands import COMMANDS, usage_line
-from bot.reports import AlertsOverview, Digest, Report
+from bot.reports import AlertsOverview, Digest, PostedAlert, Report
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -261,7 +261,9 @@ def _digest(d: Digest) -> dict[str, Any]:
             "stale": d.stale, "correlate": _correlation(d.correlation),
             "segments": _segments(d.segments),
             "thresholds": [_thresholds(t) for t in d.thresholds],
-            "recommend": _recommendation(d.recommendation)}
+            "recommend": _recommendation(d.recommendation),
+            "alerts": {**(_pending(d.alerts) if d.alerts else {}),
+                       "posted_this_week": [_posted(x) for x in d.posted]}}
 
 
 def _crossing(c: Crossing) -> dict[str, Any]:
@@ -272,15 +274,23 @@ def _crossing(c: Crossing) -> dict[str, Any]:
             "expansion_rate_below": c.evidence.rate_below, "lift": _num(c.evidence.lift)}
 
 
-def _alerts(a: AlertsOverview) -> dict[str, Any]:
-    return {"as_of": a.pending.as_of.isoformat(),
-            "would_fire": [_crossing(c) for c in a.pending.crossings],
+def _posted(x: PostedAlert) -> dict[str, Any]:
+    d = x.delivery
+    return {"account_id": x.account_id, "name": x.name, "metric": x.metric, "level": x.level,
+            "threshold": x.threshold, "label": x.label, "period": d.period, "state": d.state,
+            "ts": d.ts, "action": d.action, "action_reason": d.action_reason,
+            "at": d.claimed_at.isoformat()}
+
+
+def _pending(e: Evaluation) -> dict[str, Any]:
+    return {"would_fire": [_crossing(c) for c in e.crossings],
             "closest": [{"account_id": n.account_id, "name": n.name, "rule": n.rule.key,
-                         "level": n.level, "threshold": n.rule.threshold}
-                        for n in a.pending.closest],
-            "recent": [{"period": x.period, "state": x.state, "ts": x.ts, "action": x.action,
-                        "action_reason": x.action_reason, "at": x.claimed_at.isoformat()}
-                       for x in a.recent]}
+                         "level": n.level, "threshold": n.rule.threshold} for n in e.closest]}
+
+
+def _alerts(a: AlertsOverview) -> dict[str, Any]:
+    return {"as_of": a.pending.as_of.isoformat(), **_pending(a.pending),
+            "recent": [_posted(x) for x in a.recent]}
 
 
 def _backtest(results: tuple[Backtest, ...]) -> dict[str, Any]:

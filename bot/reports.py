@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,15 @@ from typing import Any
 from sqlalchemy import Engine
 
 from analysis import features, ledger
-from analysis.alerts import Evaluation, PriorState, Rule, backtest, build_rules, evaluate
+from analysis.alerts import (
+    Crossing,
+    Evaluation,
+    PriorState,
+    Rule,
+    backtest,
+    build_rules,
+    evaluate,
+)
 from analysis.catalog import Metric, resolve_catalog
 from analysis.correlate import Correlation, correlate
 from analysis.customer import Customer, describe_customer
@@ -28,7 +37,7 @@ from analysis.thresholds import Thresholds, find_thresholds
 from bot.commands import COMMANDS, Command, UsageError, suggestion, usage_line
 from bot.config import Settings
 
-__all__ = ["Context", "Digest", "NoData", "Report", "answer", "digest"]
+__all__ = ["Context", "Digest", "NoData", "PostedAlert", "Report", "answer", "build_digest"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,35 @@ class Report:
     kind: str
     as_of: dt.date | None
     data: Any
+
+
+@dataclass(frozen=True)
+class PostedAlert:
+    """An alert in the delivery ledger, with what it said (stored beside it when posted)."""
+
+    delivery: ledger.Delivery
+    account_id: str
+    name: str
+    metric: str
+    level: float | None
+    threshold: float | None
+    label: str
+
+    @staticmethod
+    def record(crossing: Crossing) -> str:
+        """What the ledger keeps of a crossing, so later reports can name it."""
+        return json.dumps({"account_id": crossing.account_id, "name": crossing.name,
+                           "metric": crossing.rule.metric, "level": crossing.level,
+                           "threshold": crossing.rule.threshold, "label": crossing.rule.label})
+
+    @classmethod
+    def of(cls, delivery: ledger.Delivery) -> PostedAlert:
+        kept = json.loads(delivery.summary) if delivery.summary else {}
+        # without a record (a post whose summary was lost), the key still names rule and account
+        rule, account, *_ = [*delivery.period.split("|"), "", ""]
+        return cls(delivery, kept.get("account_id", account), kept.get("name", account),
+                   kept.get("metric", rule.split(":")[-1]), kept.get("level"),
+                   kept.get("threshold"), kept.get("label", rule))
 
 
 @dataclass(frozen=True)
@@ -52,6 +90,7 @@ class Digest:
     recommendation: Recommendation
     previous: Mapping[str, Mapping[str, float | None]] | None = None
     alerts: Evaluation | None = None
+    posted: tuple[PostedAlert, ...] = ()  # alerts sent in the week before the digest
 
     @property
     def stale(self) -> bool:
@@ -62,13 +101,19 @@ class Digest:
         before = (self.previous or {}).get(metric, {}).get(key)
         return None if before is None or now is None else now - before
 
+    def statistics(self) -> dict[str, dict[str, float | None]]:
+        """What the next digest compares against (kept in the ledger with the post)."""
+        return {m.metric.name: {"arr_rho": m.arr.value, "retention_auc": m.retention.value,
+                                "expansion_auc": m.expansion.value}
+                for m in self.correlation.metrics}
+
 
 @dataclass(frozen=True)
 class AlertsOverview:
     """What would fire now (not yet posted) and the latest posted crossings."""
 
     pending: Evaluation
-    recent: tuple[ledger.Delivery, ...]
+    recent: tuple[PostedAlert, ...]
 
 
 class Context:
@@ -181,9 +226,18 @@ class Context:
             for rule in rules)
         return Report("backtest", ds.windows.as_of, results)
 
-    def recent_alerts(self, limit: int = 10) -> list[ledger.Delivery]:
+    def recent_alerts(self, limit: int = 10,
+                      since: dt.datetime | None = None) -> tuple[PostedAlert, ...]:
         channel = self.settings.slack.alert_channel
-        return ledger.latest(self.engine, "alert", channel, state=None, limit=limit)
+        if not channel:
+            return ()
+        return tuple(PostedAlert.of(d) for d in ledger.latest(
+            self.engine, "alert", channel, state=None, limit=limit, since=since))
+
+    def previous_digest(self, channel: str | None) -> dict[str, Any] | None:
+        """Statistics of the last digest posted to ``channel``."""
+        sent = ledger.latest(self.engine, "digest", channel) if channel else []
+        return json.loads(sent[0].summary) if sent and sent[0].summary else None
 
 
 def answer(ctx: Context, command: Command) -> Report:
@@ -194,11 +248,11 @@ def answer(ctx: Context, command: Command) -> Report:
     if name == "metrics":
         return Report("metrics", None, tuple(ctx.catalog))
     if name == "digest":
-        return build_digest(ctx)
+        return build_digest(ctx, ctx.settings.slack.digest_channel)
     if name == "alerts":
         now = dt.datetime.now(dt.UTC)
         return Report("alerts", ctx.dataset.windows.as_of,
-                      AlertsOverview(ctx.alert_evaluation(now), tuple(ctx.recent_alerts())))
+                      AlertsOverview(ctx.alert_evaluation(now), ctx.recent_alerts()))
     as_of = ctx.dataset.windows.as_of
     data: Any
     if name == "correlate":
@@ -218,9 +272,10 @@ def answer(ctx: Context, command: Command) -> Report:
     return Report(name, as_of, data)
 
 
-def build_digest(ctx: Context, leading: int = 3,
-                 previous: Mapping[str, Mapping[str, float | None]] | None = None,
-                 alerts: Evaluation | None = None, today: dt.date | None = None) -> Report:
+def build_digest(ctx: Context, channel: str | None, now: dt.datetime | None = None,
+                 leading: int = 3) -> Report:
+    """The weekly digest for ``channel`` (None: not tied to a channel, nothing to compare)."""
+    now = now or dt.datetime.now(dt.UTC)
     ds = ctx.dataset
     rec = ctx.recommendation
     lead = [m for m in (rec.primary, *rec.gate) if m][:leading]
@@ -229,11 +284,10 @@ def build_digest(ctx: Context, leading: int = 3,
         lead = [m.metric.name for m in ranked[:leading]]
     with ctx.engine.connect() as conn:
         newest = features.latest_usage_date(conn, ctx.names()) or ds.windows.as_of
-    data = Digest(ds.windows.as_of, today or dt.date.today(), newest,
-                  ctx.settings.digest.stale_after_days, ctx.correlation, ctx.segments,
-                  tuple(ctx.thresholds(m) for m in lead), rec, previous, alerts)
+    # Alerts run hourly, so by digest time this week's crossings are mostly posted already:
+    # the digest shows those from the ledger beside any still pending.
+    posted = ctx.recent_alerts(limit=1000, since=now - dt.timedelta(days=7))
+    data = Digest(ds.windows.as_of, now.date(), newest, ctx.settings.digest.stale_after_days,
+                  ctx.correlation, ctx.segments, tuple(ctx.thresholds(m) for m in lead), rec,
+                  ctx.previous_digest(channel), ctx.alert_evaluation(now), posted)
     return Report("digest", ds.windows.as_of, data)
-
-
-def digest(engine: Engine, settings: Settings, as_of: dt.date | None = None) -> Report:
-    return build_digest(Context.load(engine, settings, as_of))

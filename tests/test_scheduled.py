@@ -298,6 +298,27 @@ def test_planted_crossings_give_exactly_the_planted_alerts(
     assert len(fake.calls_to("/api/chat.postMessage")) == 3
 
 
+def test_the_digest_lists_the_weeks_posted_alerts(alert_env: tuple[Path, str, Jobs],
+                                                  fake: FakeSlack) -> None:
+    # alerts run hourly, so by digest time the week's crossings have all been posted
+    directory, url, jobs = alert_env
+    _add_week(directory, url, 0, {f"a{i}": 3.0 for i in range(12)})
+    _add_week(directory, url, 1, {f"a{i}": 3.0 for i in range(12)} | {"a4": 9.0})
+    assert [o for _, o in jobs.post_alerts(NOW)] == ["sent"]
+    digest_jobs = dataclasses.replace(jobs, settings=dataclasses.replace(
+        jobs.settings, slack=dataclasses.replace(jobs.settings.slack, digest_channel="CDIGEST")))
+    assert digest_jobs.post_digest(NOW + dt.timedelta(days=1)) == "sent"
+    (digest,) = [c for c in fake.calls_to("/api/chat.postMessage")
+                 if c.body["channel"] == "CDIGEST"]
+    text = json.dumps(digest.body["blocks"], ensure_ascii=False)
+    assert "Company a4: seats 9 ≥ 8 (alert rule, alerted 2026-01-05)" in text
+    assert "No crossings this week" not in text
+    # a week later it is last week's news
+    assert digest_jobs.post_digest(NOW + dt.timedelta(days=8)) == "sent"
+    later = json.dumps(fake.calls_to("/api/chat.postMessage")[-1].body["blocks"])
+    assert "Company a4" not in later and "No crossings this week" in later
+
+
 def test_alert_buttons_store_the_choice_and_update_the_message(
         alert_env: tuple[Path, str, Jobs], fake: FakeSlack) -> None:
     directory, url, jobs = alert_env
