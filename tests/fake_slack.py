@@ -32,6 +32,7 @@ class FakeSlack:
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
     ts_counter: int = 0
+    socket_mode_url: str = ""  # what apps.connections.open hands out (Socket Mode tests)
 
     @property
     def url(self) -> str:
@@ -63,6 +64,8 @@ class FakeSlack:
         raise AssertionError(f"expected {count} calls to {path}, got {self.calls_to(path)}")
 
     def _answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path == "/api/apps.connections.open":
+            return {"ok": True, "url": self.socket_mode_url}
         if path == "/api/auth.test":
             return {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1",
                     "url": "https://example.slack.com/"}

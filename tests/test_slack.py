@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.sync.server import serve
 
 from analysis.db import ensure_schema, make_engine
 from analysis.imports import import_csv
@@ -351,6 +352,62 @@ def test_serve_http_end_to_end_and_no_secret_in_logs(planted_db: tuple[str, Path
     logged = line + errors
     assert "POST /slack/events" in logged
     assert BOT_TOKEN not in logged and SIGNING_SECRET not in logged
+
+
+APP_TOKEN = "xapp-1-A1-3333-secretapptoken"
+
+
+class FakeSocketMode:
+    """Slack's side of a Socket Mode connection: sends one slash command, records the ack."""
+
+    def __init__(self, command: dict[str, str]) -> None:
+        self.command = command
+        self.acks: list[tuple[float, dict[str, Any]]] = []
+        self.server = serve(self._session, "127.0.0.1", 0)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.socket.getsockname()[1]}/link"
+
+    def _session(self, websocket: Any) -> None:
+        websocket.send(json.dumps({"type": "hello", "num_connections": 1,
+                                   "connection_info": {"app_id": "A1"}}))
+        websocket.send(json.dumps({"envelope_id": "env-1", "type": "slash_commands",
+                                   "payload": self.command,
+                                   "accepts_response_payload": True}))
+        sent = time.monotonic()
+        for message in websocket:
+            answer = json.loads(message)
+            if answer.get("envelope_id") == "env-1":
+                self.acks.append((time.monotonic() - sent, answer))
+
+
+def test_serve_socket_mode_end_to_end(planted_db: tuple[str, Path], fake: FakeSlack) -> None:
+    url, config = planted_db
+    command = dict(urllib.parse.parse_qsl(slash_body("thresholds seats",
+                                                     fake.response_url("sock"))))
+    slack_side = FakeSocketMode(command)
+    fake.socket_mode_url = slack_side.url
+    env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN,
+           "VALUEMETRIC_SLACK_API_URL": fake.api_url, "VALUEMETRIC_DATABASE_URL": url,
+           "VALUEMETRIC_CONFIG": str(config)}
+    env.pop("SLACK_SIGNING_SECRET", None)
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--no-scheduler"],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        reply = fake.wait_for("/response/sock", timeout=60)[0].body
+    finally:
+        process.terminate()
+        _, logged = process.communicate(timeout=10)
+        slack_side.server.shutdown()
+    (opened,) = fake.calls_to("/api/apps.connections.open")[:1]
+    assert opened.headers["Authorization"] == f"Bearer {APP_TOKEN}"
+    (elapsed, _), *_ = slack_side.acks
+    assert elapsed < 3
+    check_block_kit_limits(reply)
+    assert "activation: *" in json.dumps(reply["blocks"])
+    assert APP_TOKEN not in logged and BOT_TOKEN not in logged
 
 
 def test_serve_names_missing_secrets(tmp_path: Path) -> None:
