@@ -60,7 +60,7 @@ def build(path: Path, n: int, seed: int = 0) -> None:
     t0 = time.perf_counter()
     for i0 in range(0, n, 2000):
         block = range(i0, min(n, i0 + 2000))
-        rows = []
+        rows: list[tuple[str, str, str, float]] = []
         for i in block:
             weeks = range(first_week[i], last_week[i] + 1)
             for m, metric in enumerate(METRICS):

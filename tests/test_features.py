@@ -87,9 +87,9 @@ def test_price_increase_levels_match_pandas(loaded: tuple[Engine, planted.Plante
     rises = revenue[revenue.previous.notna() & (revenue.mrr > revenue.previous)]
     seats = usage[usage.metric == "seats"]
     ref = []
-    for row in rises.itertuples():
-        own = seats[(seats.account_id == row.account_id) & (seats.date <= row.month)
-                    & (seats.date > row.month - pd.Timedelta(days=28))]
+    for account, month in zip(rises["account_id"], rises["month"], strict=True):
+        own = seats[(seats.account_id == account) & (seats.date <= month)
+                    & (seats.date > month - pd.Timedelta(days=28))]
         ref.append(own.value.mean() if len(own) else 0.0)
     with engine.connect() as conn:
         ours = features.mrr_increase_levels(conn, "seats", 28)
@@ -102,10 +102,11 @@ def test_a_monthly_metric_beside_weekly_ones_widens_the_window(
     engine, files = loaded
     accounts = pd.read_csv(files.accounts, parse_dates=["signup_date", "churn_date"])
     # "invoices": one snapshot on the first of each month, value 3 for every account
-    rows = [(a.account_id, month.date().isoformat(), "invoices", 3)
-            for a in accounts.itertuples()
-            for month in pd.date_range(a.signup_date, a.churn_date if pd.notna(a.churn_date)
-                                       else pd.Timestamp(planted.AS_OF), freq="MS")]
+    ends = accounts["churn_date"].fillna(pd.Timestamp(planted.AS_OF))
+    rows = [(account, month.date().isoformat(), "invoices", 3)
+            for account, signup, end in zip(accounts["account_id"], accounts["signup_date"],
+                                            ends, strict=True)
+            for month in pd.date_range(signup, end, freq="MS")]
     monthly = tmp_path / "monthly.csv"
     pd.DataFrame(rows, columns=["account_id", "date", "metric", "value"]).to_csv(monthly,
                                                                                  index=False)

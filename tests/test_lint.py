@@ -20,5 +20,5 @@ def test_ruff_is_clean() -> None:
 
 
 def test_mypy_is_clean() -> None:
-    result = _run("mypy", "analysis", "bot")
+    result = _run("mypy", "analysis", "bot", "tests", "benchmarks")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -52,6 +52,7 @@ def test_partial_spearman_matches_residuals_of_ranks(rng: np.random.Generator) -
     assert est.value == pytest.approx(ref, abs=1e-10)
     t = ref * np.sqrt((500 - 3) / (1 - ref**2))
     assert est.p == pytest.approx(2 * sps.t.sf(abs(t), 497), rel=1e-8)
+    assert est.value is not None
     assert abs(sps.spearmanr(x, y).statistic) > 0.8 and abs(est.value) < 0.15
 
 
