@@ -73,6 +73,8 @@ class AlertSettings:
         help="alert at these shares of a plan limit", factory=lambda: [0.8, 1.0]
     )
     templates_dir: str = setting("", help="directory of templates overriding the shipped ones")
+    max_per_run: int = setting(10, help="alert messages per evaluation; further crossings go "
+                               "into one roll-up message")
     rules: list[AlertRule] = setting(help="explicit alert rules", factory=list)
 
 
@@ -239,6 +241,8 @@ def _check(settings: Settings, source: str) -> None:
             raise ConfigError(f"{source}: analysis.{key}: must be at least 1")
     if not 0 < a.alpha < 1:
         raise ConfigError(f"{source}: analysis.alpha: must be between 0 and 1, e.g. 0.05")
+    if settings.alerts.max_per_run < 1:
+        raise ConfigError(f"{source}: alerts.max_per_run: must be at least 1")
     if not 0 <= a.min_rho < 1:
         raise ConfigError(f"{source}: analysis.min_rho: must be from 0 up to 1, e.g. 0.2")
     if not 0.5 <= a.min_auc < 1:

@@ -14,8 +14,8 @@ import logging
 import socket
 import uuid
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
@@ -64,25 +64,34 @@ class Jobs:
 
     # -- posting through the ledger ----------------------------------------------------
 
-    def _deliver(self, kind: str, channel: str, period: str, now: dt.datetime,
-                 build: Any) -> str:
-        """Claim, build, post, record. Returns the outcome for logs and the CLI."""
-        claimed = ledger.claim(self.engine, kind, channel, period, self.claimer, now)
-        if claimed is None:
-            return "already claimed"
+    def _deliver(self, kind: str, channel: str, periods: list[str], now: dt.datetime,
+                 build: Callable[[list[ledger.Delivery]], tuple[Message, list[str]]]
+                 ) -> list[str]:
+        """Claim each period, post one message for those won, record it on each claim.
+
+        ``build`` gets the won claims and returns the message and, per claim, the summary
+        the ledger keeps. Returns an outcome per period, for logs and the CLI.
+        """
+        claims = [ledger.claim(self.engine, kind, channel, p, self.claimer, now)
+                  for p in periods]
+        won = [c for c in claims if c is not None]
+        if not won:
+            return ["already claimed"] * len(periods)
         try:
-            message, summary = build(claimed)
+            message, summaries = build(won)
         except Exception as exc:
-            ledger.finish(self.engine, claimed.id, ledger.FAILED, now, error=repr(exc))
+            for claim in won:
+                ledger.finish(self.engine, claim.id, ledger.FAILED, now, error=repr(exc))
             raise
         outcome = self.sender.post_tracked(channel, message)
-        ledger.finish(self.engine, claimed.id, outcome.state, now, ts=outcome.ts,
-                      error=outcome.error, summary=summary)
+        for claim, summary in zip(won, summaries, strict=True):
+            ledger.finish(self.engine, claim.id, outcome.state, now, ts=outcome.ts,
+                          error=outcome.error, summary=summary)
         if outcome.state == ledger.UNKNOWN:
             log.error("%s %s to %s: the connection broke after sending; it may or may not "
-                      "have been posted, and will not be retried (%s)", kind, period, channel,
-                      outcome.error)
-        return outcome.state
+                      "have been posted, and will not be retried (%s)", kind,
+                      ", ".join(c.period for c in won), channel, outcome.error)
+        return [outcome.state if c is not None else "already claimed" for c in claims]
 
     # -- digest --------------------------------------------------------------------------
 
@@ -97,12 +106,12 @@ class Jobs:
             period = due[-1] if due else now
         key = period.isoformat()
 
-        def build(_: ledger.Delivery) -> tuple[Message, str]:
+        def build(_: list[ledger.Delivery]) -> tuple[Message, list[str]]:
             report = reports.build_digest(reports.Context.load(self.engine, self.settings),
                                           channel, now)
-            return render.render_slack(report), json.dumps(report.data.statistics())
+            return render.render_slack(report), [json.dumps(report.data.statistics())]
 
-        outcome = self._deliver(DIGEST, channel, key, now, build)
+        (outcome,) = self._deliver(DIGEST, channel, [key], now, build)
         log.info("digest for %s to %s: %s", key, channel, outcome)
         return outcome
 
@@ -139,17 +148,32 @@ class Jobs:
         return result
 
     def post_alerts(self, now: dt.datetime) -> list[tuple[Crossing, str]]:
+        """Post new crossings: the ``max_per_run`` largest accounts (by ARR) one message
+        each, with buttons; any others together in one roll-up, so nothing floods."""
         channel = self.settings.slack.alert_channel
         if not channel:
             raise UsageError("no channel: set slack.alert_channel in the config")
-        result = self.record_alerts(now)
+        crossings = sorted(self.record_alerts(now).crossings, key=lambda c: -c.arr)
         renderer = render.alert_renderer(self.settings)
+        limit = self.settings.alerts.max_per_run
         outcomes = []
-        for crossing in result.crossings:
-            def build(claimed: ledger.Delivery, crossing: Crossing = crossing
-                      ) -> tuple[Message, str]:
-                return renderer.message(crossing, claimed.id), reports.PostedAlert.record(crossing)
+        for crossing in crossings[:limit]:
+            def build(won: list[ledger.Delivery], crossing: Crossing = crossing
+                      ) -> tuple[Message, list[str]]:
+                return (renderer.message(crossing, won[0].id),
+                        [reports.PostedAlert.record(crossing)])
 
-            outcomes.append((crossing, self._deliver(ALERT, channel, crossing.period, now,
-                                                     build)))
+            (outcome,) = self._deliver(ALERT, channel, [crossing.period], now, build)
+            outcomes.append((crossing, outcome))
+        rest = crossings[limit:]
+        if rest:
+            by_period = {c.period: c for c in rest}
+
+            def build_rollup(won: list[ledger.Delivery]) -> tuple[Message, list[str]]:
+                chosen = [by_period[claim.period] for claim in won]
+                return (renderer.rollup(chosen),
+                        [reports.PostedAlert.record(c) for c in chosen])
+
+            states = self._deliver(ALERT, channel, list(by_period), now, build_rollup)
+            outcomes += zip(rest, states, strict=True)
         return outcomes

@@ -109,6 +109,7 @@ def render_slack(report: Report) -> Message:
 # -- alerts -------------------------------------------------------------------------------
 
 ALERT_TEMPLATE = "alerts/alert.md.j2"
+ROLLUP_TEMPLATE = "alerts/rollup.md.j2"
 ACTION_SNOOZE = "vm_alert_snooze"
 ACTION_DONE = "vm_alert_done"
 ACTION_NOT_A_FIT = "vm_alert_not_a_fit"
@@ -133,15 +134,23 @@ class AlertRenderer:
         self.env = _environment(SandboxedEnvironment, ChoiceLoader(loaders),
                                 finalize=_escape_output)
 
-    def document(self, crossing: Crossing) -> str:
+    def _render(self, name: str, **variables: Any) -> str:
         try:
-            return self.env.get_template(ALERT_TEMPLATE).render(c=crossing)
+            return self.env.get_template(name).render(**variables)
         except TemplateError as exc:
-            raise AlertTemplateError(f"{self.source}: {ALERT_TEMPLATE}: {exc}") from exc
+            raise AlertTemplateError(f"{self.source}: {name}: {exc}") from exc
+
+    def document(self, crossing: Crossing) -> str:
+        return self._render(ALERT_TEMPLATE, c=crossing)
 
     def validate(self) -> None:
-        """Render a sample alert now, so a broken template fails at start-up, not at 3 a.m."""
+        """Render sample alerts now, so a broken template fails at start-up, not at 3 a.m."""
         to_message(self.document(SAMPLE_CROSSING))
+        self.rollup([SAMPLE_CROSSING, SAMPLE_CROSSING])
+
+    def rollup(self, crossings: list[Crossing]) -> Message:
+        """One message for the crossings past ``alerts.max_per_run`` (no buttons)."""
+        return to_message(self._render(ROLLUP_TEMPLATE, crossings=crossings))
 
     def message(self, crossing: Crossing, delivery_id: int) -> Message:
         base = to_message(self.document(crossing))

@@ -298,6 +298,38 @@ def test_planted_crossings_give_exactly_the_planted_alerts(
     assert len(fake.calls_to("/api/chat.postMessage")) == 3
 
 
+def test_a_busy_run_posts_the_largest_accounts_and_one_roll_up(
+        alert_env: tuple[Path, str, Jobs], fake: FakeSlack) -> None:
+    directory, url, jobs = alert_env
+    capped = dataclasses.replace(jobs, settings=dataclasses.replace(
+        jobs.settings, alerts=dataclasses.replace(jobs.settings.alerts, max_per_run=2)))
+    # a9 and a1 pay most: they get their own alerts; a6, a3 and a8 share a roll-up
+    revenue = directory / "revenue-june.csv"
+    revenue.write_text("account_id,month,mrr\n" + "".join(
+        f"a{i},2025-06-01,{mrr}\n" for i, mrr in enumerate([100, 900, 100, 150, 100, 100,
+                                                             800, 100, 120, 990, 100, 100])))
+    engine = make_engine(url)
+    import_csv(engine, "revenue", revenue)
+    engine.dispose()
+    _add_week(directory, url, 0, {f"a{i}": 3.0 for i in range(12)})
+    _add_week(directory, url, 1, {f"a{i}": 3.0 for i in range(12)}
+              | {a: 9.0 for a in ("a1", "a3", "a6", "a8", "a9")})
+    outcomes = capped.post_alerts(NOW)
+    assert [(c.account_id, o) for c, o in outcomes] == [
+        ("a9", "sent"), ("a1", "sent"), ("a6", "sent"), ("a3", "sent"), ("a8", "sent")]
+    posts = fake.calls_to("/api/chat.postMessage")
+    assert len(posts) == 3
+    rollup = json.dumps(posts[2].body["blocks"])
+    assert "3 more accounts crossed expansion thresholds" in rollup
+    assert all(f"Company {a}" in rollup for a in ("a3", "a6", "a8"))
+    assert all(b["type"] != "actions" for b in posts[2].body["blocks"])
+    check_block_kit_limits(posts[2].body)
+    # each crossing has its own ledger row, so none fires again
+    assert capped.post_alerts(NOW + dt.timedelta(hours=1)) == []
+    recent = ledger.latest(make_engine(url), "alert", "CALERT", limit=10)
+    assert len(recent) == 5 and len({d.ts for d in recent}) == 3
+
+
 def test_the_digest_lists_the_weeks_posted_alerts(alert_env: tuple[Path, str, Jobs],
                                                   fake: FakeSlack) -> None:
     # alerts run hourly, so by digest time the week's crossings have all been posted
