@@ -21,7 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from analysis import ledger
-from analysis.alerts import Crossing, Evaluation
+from analysis.alerts import Crossing, StateChange
 from bot import render, reports
 from bot.blocks import Message
 from bot.commands import UsageError
@@ -138,14 +138,11 @@ class Jobs:
 
     # -- alerts ----------------------------------------------------------------------------
 
-    def record_alerts(self, now: dt.datetime) -> Evaluation:
-        """Evaluate crossings and store the new alert states (armed, crossings)."""
-        result = reports.Context.load(self.engine, self.settings).alert_evaluation(now)
-        for change in result.changes:
+    def _save_states(self, changes: list[StateChange], now: dt.datetime) -> None:
+        for change in changes:
             ledger.save_alert_state(self.engine, change.account_id, change.rule,
                                     armed=change.armed, crossings=change.crossings,
                                     level=change.level, now=now)
-        return result
 
     def post_alerts(self, now: dt.datetime) -> list[tuple[Crossing, str]]:
         """Post new crossings: the ``max_per_run`` largest accounts (by ARR) one message
@@ -153,7 +150,11 @@ class Jobs:
         channel = self.settings.slack.alert_channel
         if not channel:
             raise UsageError("no channel: set slack.alert_channel in the config")
-        crossings = sorted(self.record_alerts(now).crossings, key=lambda c: -c.arr)
+        result = reports.Context.load(self.engine, self.settings).alert_evaluation(now)
+        crossed = {(c.account_id, c.rule.key) for c in result.crossings}
+        self._save_states([ch for ch in result.changes
+                           if (ch.account_id, ch.rule) not in crossed], now)
+        crossings = sorted(result.crossings, key=lambda c: -c.arr)
         renderer = render.alert_renderer(self.settings)
         limit = self.settings.alerts.max_per_run
         outcomes = []
@@ -176,4 +177,9 @@ class Jobs:
 
             states = self._deliver(ALERT, channel, list(by_period), now, build_rollup)
             outcomes += zip(rest, states, strict=True)
+        # A crossing disarms its rule only once posted (or claimed elsewhere): one Slack
+        # refused stays armed, so the next run finds it again and re-claims its failed post.
+        posted = {(c.account_id, c.rule.key) for c, o in outcomes if o != ledger.FAILED}
+        self._save_states([ch for ch in result.changes
+                           if (ch.account_id, ch.rule) in posted], now)
         return outcomes

@@ -71,11 +71,12 @@ class PostedAlert:
     @classmethod
     def of(cls, delivery: ledger.Delivery) -> PostedAlert:
         kept = json.loads(delivery.summary) if delivery.summary else {}
-        # without a record (a post whose summary was lost), the key still names rule and account
+        # without a record (a post that failed before it was built), the key "RULE|ACCOUNT|N"
+        # still names the rule and the account
         rule, account, *_ = [*delivery.period.split("|"), "", ""]
         return cls(delivery, kept.get("account_id", account), kept.get("name", account),
-                   kept.get("metric", rule.split(":")[-1]), kept.get("level"),
-                   kept.get("threshold"), kept.get("label", rule))
+                   kept.get("metric", rule), kept.get("level"), kept.get("threshold"),
+                   kept.get("label", rule))
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,8 @@ def build_digest(ctx: Context, channel: str | None, now: dt.datetime | None = No
         newest = features.latest_usage_date(conn, ctx.names()) or ds.windows.as_of
     # Alerts run hourly, so by digest time this week's crossings are mostly posted already:
     # the digest shows those from the ledger beside any still pending.
-    posted = ctx.recent_alerts(limit=1000, since=now - dt.timedelta(days=7))
+    posted = tuple(p for p in ctx.recent_alerts(limit=1000, since=now - dt.timedelta(days=7))
+                   if p.delivery.state in (ledger.SENT, ledger.UNKNOWN))
     data = Digest(ds.windows.as_of, now.date(), newest, ctx.settings.digest.stale_after_days,
                   ctx.correlation, ctx.segments, tuple(ctx.thresholds(m) for m in lead), rec,
                   ctx.previous_digest(channel), ctx.alert_evaluation(now), posted)

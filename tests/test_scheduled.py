@@ -330,25 +330,42 @@ def test_a_busy_run_posts_the_largest_accounts_and_one_roll_up(
     assert len(recent) == 5 and len({d.ts for d in recent}) == 3
 
 
+def test_an_alert_slack_refused_is_posted_by_the_next_run(
+        alert_env: tuple[Path, str, Jobs], fake: FakeSlack) -> None:
+    directory, url, jobs = alert_env
+    _add_week(directory, url, 0, {f"a{i}": 3.0 for i in range(12)})
+    _add_week(directory, url, 1, {f"a{i}": 3.0 for i in range(12)} | {"a4": 9.0})
+    fake.fail_next("/api/chat.postMessage", 200, {"Content-Type": "application/json"},
+                   b'{"ok": false, "error": "not_in_channel"}')
+    assert [o for _, o in jobs.post_alerts(NOW)] == ["failed"]
+    assert [o for _, o in jobs.post_alerts(NOW + dt.timedelta(hours=1))] == ["sent"]
+    assert jobs.post_alerts(NOW + dt.timedelta(hours=2)) == []
+    assert len(fake.calls_to("/api/chat.postMessage")) == 2
+
+
 def test_the_digest_lists_the_weeks_posted_alerts(alert_env: tuple[Path, str, Jobs],
                                                   fake: FakeSlack) -> None:
     # alerts run hourly, so by digest time the week's crossings have all been posted
     directory, url, jobs = alert_env
     _add_week(directory, url, 0, {f"a{i}": 3.0 for i in range(12)})
-    _add_week(directory, url, 1, {f"a{i}": 3.0 for i in range(12)} | {"a4": 9.0})
-    assert [o for _, o in jobs.post_alerts(NOW)] == ["sent"]
+    _add_week(directory, url, 1, {f"a{i}": 3.0 for i in range(12)} | {"a4": 9.0, "a5": 9.0})
+    fake.fail_next("/api/chat.postMessage", 200, {"Content-Type": "application/json"},
+                   b'{"ok": false, "error": "channel_not_found"}')  # the first post is refused
+    outcomes = {c.account_id: o for c, o in jobs.post_alerts(NOW)}
+    assert outcomes == {"a4": "failed", "a5": "sent"}
     digest_jobs = dataclasses.replace(jobs, settings=dataclasses.replace(
         jobs.settings, slack=dataclasses.replace(jobs.settings.slack, digest_channel="CDIGEST")))
     assert digest_jobs.post_digest(NOW + dt.timedelta(days=1)) == "sent"
     (digest,) = [c for c in fake.calls_to("/api/chat.postMessage")
                  if c.body["channel"] == "CDIGEST"]
     text = json.dumps(digest.body["blocks"], ensure_ascii=False)
-    assert "Company a4: seats 9 ≥ 8 (alert rule, alerted 2026-01-05)" in text
+    assert "Company a5: seats 9 ≥ 8 (alert rule, alerted 2026-01-05)" in text
     assert "No crossings this week" not in text
+    assert "Company a4: seats 9 ≥ 8 (alert rule, alerted" not in text  # refused: not alerted
     # a week later it is last week's news
     assert digest_jobs.post_digest(NOW + dt.timedelta(days=8)) == "sent"
     later = json.dumps(fake.calls_to("/api/chat.postMessage")[-1].body["blocks"])
-    assert "Company a4" not in later and "No crossings this week" in later
+    assert "Company a5" not in later
 
 
 def test_alert_buttons_store_the_choice_and_update_the_message(
