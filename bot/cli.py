@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,14 @@ from sqlalchemy import Engine
 
 from analysis.dataset import NoData
 from analysis.db import DatabaseError, ensure_schema, make_engine, upgrade
-from analysis.imports import KINDS, ImportRejected, ImportReport, import_csv
+from analysis.imports import (
+    KINDS,
+    ImportRejected,
+    ImportReport,
+    Progress,
+    import_csv,
+    parse_columns,
+)
 from bot.commands import UsageError
 from bot.config import ConfigError, DatabaseSettings, Secrets, Settings, load_settings
 from bot.render import AlertTemplateError
@@ -43,23 +50,33 @@ def _shown(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def _progress(label: str) -> Callable[[int], None]:
-    """Progress lines on stderr for work that takes more than a couple of seconds."""
+def _progress(label: str) -> Progress:
+    """Progress lines on stderr: each new phase, then every couple of seconds within one."""
     started = time.perf_counter()
-    last = [started]
+    last_phase, last_at = [""], [started]
+    doing = {"wait": "waiting for another writer to finish", "read": "read and staged",
+             "check": "checking keys and accounts", "upsert": "writing the table and its "
+             "indexes", "commit": "committing"}
 
-    def report(rows: int) -> None:
+    def report(phase: str, count: int | None) -> None:
         now = time.perf_counter()
-        if now - started >= 2 and now - last[0] >= 2:
-            last[0] = now
-            print(f"{label}: {rows:,} rows ({rows / (now - started):,.0f} rows/s)",
-                  file=sys.stderr, flush=True)
+        if phase == last_phase[0] and now - last_at[0] < 2:
+            return
+        last_phase[0], last_at[0] = phase, now
+        if phase == "wait":
+            text = f"{doing[phase]} ({count} s so far)"
+        elif count is not None:
+            text = f"{doing[phase]} {count:,} rows ({count / (now - started):,.0f} rows/s)"
+        else:
+            text = f"{doing.get(phase, phase)}... ({now - started:.0f} s)"
+        print(f"{label}: {text}", file=sys.stderr, flush=True)
 
     return report
 
 
 def _print_import(report: ImportReport) -> None:
-    print(f"{report.path}: {report.rows:,} {report.kind} rows in {report.seconds:.1f} s "
+    merged = f" (merged into {report.rows - report.merged:,})" if report.merged else ""
+    print(f"{report.path}: {report.rows:,} {report.kind} rows{merged} in {report.seconds:.1f} s "
           f"({report.rows_per_second:,.0f} rows/s): {report.inserted:,} new, "
           f"{report.updated:,} updated, {report.unchanged:,} unchanged")
     for warning in report.warnings:
@@ -78,21 +95,39 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _currencies(settings: Settings) -> set[str] | None:
+    """Codes invoices may use: [revenue] currency and rates when configured."""
+    revenue = getattr(settings, "revenue", None)
+    if revenue is None:
+        return None
+    return {revenue.currency, *revenue.rates}
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     settings = _settings(args)
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    try:
+        columns = parse_columns(args.columns or "")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     engine = make_engine(settings.database.url)
     if ensure_schema(engine):
         print(f"created the valuemetric schema in {_shown(engine)}",
               file=sys.stderr)
-    _print_import(import_csv(engine, args.kind, path, _progress(str(path))))
+    _print_import(import_csv(engine, args.kind, path, _progress(str(path)), columns=columns,
+                             currencies=_currencies(settings)))
     if settings.slack.alert_channel and os.environ.get("SLACK_BOT_TOKEN"):
-        # alerts are evaluated after each import, not only on the hourly schedule
-        outcomes = _jobs(settings).post_alerts(dt.datetime.now(dt.UTC))
-        print(f"alerts: {sum(o == 'sent' for _, o in outcomes)} new crossings posted",
-              file=sys.stderr)
+        # alerts are evaluated after each import, not only on the hourly schedule; the data
+        # is written by now, so an evaluation that cannot run yet is a warning, not a failure
+        try:
+            outcomes = _jobs(settings).post_alerts(dt.datetime.now(dt.UTC))
+        except Exception as exc:
+            print(f"alerts: warning: not evaluated after this import: {exc}", file=sys.stderr)
+        else:
+            print(f"alerts: {sum(o == 'sent' for _, o in outcomes)} new crossings posted",
+                  file=sys.stderr)
     return 0
 
 
@@ -280,10 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     imp = sub.add_parser("import", parents=[common], help="import a CSV file",
-                         description="Import accounts.csv, usage.csv or revenue.csv "
-                         "(one transaction; a bad row rejects the file).")
+                         description="Import accounts, usage, revenue, events or invoices "
+                         "from a CSV file, optionally gzipped (one transaction; a bad row "
+                         "rejects the file).")
     imp.add_argument("kind", choices=list(KINDS))
     imp.add_argument("file")
+    imp.add_argument("--columns", metavar="OURS=THEIRS,...", help="read our column from the "
+                     "file's column of another name, e.g. account_id=org_id,date=day; other "
+                     "columns of the file are ignored with a warning")
     imp.set_defaults(func=cmd_import)
 
     demo = sub.add_parser("demo", help="build a synthetic company and print its digest",
