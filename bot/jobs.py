@@ -267,6 +267,20 @@ class Jobs:
             return None
         return self.post_digest(now, channel, latest)
 
+    def retry_digest(self, now: dt.datetime) -> str | None:
+        """Between scheduled runs: finish the latest digest if a run left it refused,
+        unknown or half-posted (a digest never attempted is the start-up catch-up's)."""
+        channel = self.settings.slack.digest_channel
+        grace = dt.timedelta(days=self.settings.digest.catch_up_grace_days)
+        due = fire_times(digest_trigger(self.settings), now - grace, now)
+        if not channel or not due:
+            return None
+        key = due[-1].isoformat()
+        if ledger.find(self.engine, DIGEST, channel, key) is None or \
+                not self._digest_pending(channel, key, now):
+            return None
+        return self.post_digest(now, channel, due[-1])
+
     # -- alerts ----------------------------------------------------------------------------
 
     def post_alerts(self, now: dt.datetime) -> list[tuple[Crossing, str]]:

@@ -34,7 +34,7 @@ def build_scheduler(jobs: Jobs, *, blocking: bool) -> BaseScheduler:
     if settings.slack.digest_channel:
         scheduler.add_job(lambda: jobs.post_digest(_now()), digest_trigger(settings),
                           id="digest", name="weekly digest")
-        scheduler.add_job(lambda: jobs.catch_up(_now()),
+        scheduler.add_job(lambda: jobs.retry_digest(_now()),
                           IntervalTrigger(minutes=settings.alerts.interval_minutes),
                           id="digest-retry", name="unfinished digest retry")
     else:
