@@ -55,8 +55,8 @@ def _progress(label: str) -> Progress:
     started = time.perf_counter()
     last_phase, last_at = [""], [started]
     doing = {"wait": "waiting for another writer to finish", "read": "read and staged",
-             "check": "checking keys and accounts", "upsert": "writing the table and its "
-             "indexes", "commit": "committing"}
+             "check": "looking for duplicate keys", "upsert": "writing the table",
+             "index": "building indexes", "commit": "committing"}
 
     def report(phase: str, count: int | None) -> None:
         now = time.perf_counter()
