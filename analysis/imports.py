@@ -516,14 +516,25 @@ def _duplicates(conn: Connection, kind: _Kind, stage: Table) -> tuple[list[Probl
     return problems, len(dupes)
 
 
-def _source(kind: _Kind, stage: Table) -> Any:
-    """The rows to write: the staged rows, merged by key where the kind merges."""
+def _source(conn: Connection, kind: _Kind, stage: Table) -> tuple[Any, bool]:
+    """The rows to write, and whether they are already in key order.
+
+    Kinds that merge repeated keys get them merged once, into a second temporary table
+    (its rows come out of GROUP BY in key order on SQLite), which both the counting
+    query and the upsert then read.
+    """
     if not kind.merged:
-        return select(*[stage.c[c.name] for c in kind.table.columns]).subquery()
+        return stage, False
     keys = [stage.c[k] for k in kind.keys]
-    merged = [(func.count() if how == "count" else func.sum(stage.c[name])).label(name)
-              for name, how in kind.merged.items()]
-    return select(*keys, *merged).group_by(*keys).subquery()
+    merged_values = [(func.count() if how == "count" else func.sum(stage.c[name])).label(name)
+                     for name, how in kind.merged.items()]
+    merged = Table(f"{stage.name}_merged", MetaData(),
+                   *[Column(c.name, c.type) for c in kind.table.columns],
+                   prefixes=["TEMPORARY"])
+    merged.create(conn)
+    conn.execute(merged.insert().from_select(
+        [*kind.keys, *kind.merged], select(*keys, *merged_values).group_by(*keys)))
+    return merged, conn.dialect.name == "sqlite"
 
 
 def _differs(kind: _Kind, left: Any, right: Any) -> Any:
@@ -532,7 +543,7 @@ def _differs(kind: _Kind, left: Any, right: Any) -> Any:
 
 def _upsert(conn: Connection, kind: _Kind, stage: Table) -> tuple[int, int, int]:
     """Write staged rows into the real table; returns (distinct keys, existing, changed)."""
-    source = _source(kind, stage)
+    source, in_key_order = _source(conn, kind, stage)
     table = kind.table
     same_key = and_(*[table.c[k] == source.c[k] for k in kind.keys])
     distinct, existing, changed = conn.execute(
@@ -545,8 +556,9 @@ def _upsert(conn: Connection, kind: _Kind, stage: Table) -> tuple[int, int, int]
     columns = [c.name for c in table.columns]
     # key order makes the index inserts sequential; the WHERE is for SQLite, which cannot
     # parse INSERT ... SELECT ... ON CONFLICT without one
-    rows = (select(*[source.c[c] for c in columns]).where(true())
-            .order_by(*[source.c[k] for k in kind.keys]))
+    rows = select(*[source.c[c] for c in columns]).where(true())
+    if not in_key_order:
+        rows = rows.order_by(*[source.c[k] for k in kind.keys])
     ins = dialect_insert(conn, table).from_select(columns, rows)
     ins = ins.on_conflict_do_update(
         index_elements=kind.keys,
@@ -554,6 +566,8 @@ def _upsert(conn: Connection, kind: _Kind, stage: Table) -> tuple[int, int, int]
         where=_differs(kind, table.c, ins.excluded),
     )
     conn.execute(ins)
+    if source is not stage:
+        source.drop(conn)
     return int(distinct), int(existing), int(changed)
 
 
@@ -712,8 +726,8 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
             progress("read", staged.rows)
     staged.problems = [Problem(r, c, m) for r, c, m in sorted(found)[:MAX_PROBLEMS]]
     if hashes and not staged.total:
-        every = np.concatenate(hashes)
-        staged.repeated_keys = np.unique(every).size < every.size
+        every = np.sort(np.concatenate(hashes))  # a sort: np.unique's hash table is slower
+        staged.repeated_keys = bool((every[1:] == every[:-1]).any())
     return staged
 
 
