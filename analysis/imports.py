@@ -48,12 +48,14 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    insert,
     literal_column,
     or_,
     select,
     true,
+    update,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from analysis.db import DatabaseError, dialect_insert, write_transaction
 from analysis.schema import accounts, events, invoices, revenue, usage
@@ -516,15 +518,15 @@ def _duplicates(conn: Connection, kind: _Kind, stage: Table) -> tuple[list[Probl
     return problems, len(dupes)
 
 
-def _source(conn: Connection, kind: _Kind, stage: Table) -> tuple[Any, bool]:
-    """The rows to write, and whether they are already in key order.
+def _source(conn: Connection, kind: _Kind, stage: Table, rows: int) -> tuple[Table, bool, int]:
+    """The rows to write, whether they are already in key order, and how many there are.
 
     Kinds that merge repeated keys get them merged once, into a second temporary table
     (its rows come out of GROUP BY in key order on SQLite), which both the counting
     query and the upsert then read.
     """
     if not kind.merged:
-        return stage, False
+        return stage, False, rows
     keys = [stage.c[k] for k in kind.keys]
     merged_values = [(func.count() if how == "count" else func.sum(stage.c[name])).label(name)
                      for name, how in kind.merged.items()]
@@ -532,26 +534,25 @@ def _source(conn: Connection, kind: _Kind, stage: Table) -> tuple[Any, bool]:
                    *[Column(c.name, c.type) for c in kind.table.columns],
                    prefixes=["TEMPORARY"])
     merged.create(conn)
-    conn.execute(merged.insert().from_select(
-        [*kind.keys, *kind.merged], select(*keys, *merged_values).group_by(*keys)))
-    return merged, conn.dialect.name == "sqlite"
+    distinct = conn.execute(merged.insert().from_select(
+        [*kind.keys, *kind.merged], select(*keys, *merged_values).group_by(*keys))
+        .execution_options(preserve_rowcount=True)).rowcount
+    return merged, conn.dialect.name == "sqlite", distinct
 
 
 def _differs(kind: _Kind, left: Any, right: Any) -> Any:
     return or_(*[left[c].is_distinct_from(right[c]) for c in kind.values])
 
 
-def _upsert(conn: Connection, kind: _Kind, stage: Table) -> tuple[int, int, int]:
-    """Write staged rows into the real table; returns (distinct keys, existing, changed)."""
-    source, in_key_order = _source(conn, kind, stage)
+def _upsert(conn: Connection, kind: _Kind, source: Table, in_key_order: bool
+            ) -> tuple[int, int]:
+    """SQLite: one INSERT ... ON CONFLICT DO UPDATE; returns (existing keys, changed rows)."""
     table = kind.table
     same_key = and_(*[table.c[k] == source.c[k] for k in kind.keys])
-    distinct, existing, changed = conn.execute(
-        select(func.count(), func.count(table.c[kind.keys[0]]),
-               func.coalesce(func.sum(case((and_(table.c[kind.keys[0]].is_not(None),
-                                                 _differs(kind, table.c, source.c)), 1),
-                                           else_=0)), 0))
-        .select_from(source.outerjoin(table, same_key))
+    existing, changed = conn.execute(
+        select(func.count(), func.coalesce(func.sum(
+            case((_differs(kind, table.c, source.c), 1), else_=0)), 0))
+        .select_from(source.join(table, same_key))
     ).one()
     columns = [c.name for c in table.columns]
     # key order makes the index inserts sequential; the WHERE is for SQLite, which cannot
@@ -566,9 +567,62 @@ def _upsert(conn: Connection, kind: _Kind, stage: Table) -> tuple[int, int, int]
         where=_differs(kind, table.c, ins.excluded),
     )
     conn.execute(ins)
+    return int(existing), int(changed)
+
+
+def _update_then_insert(conn: Connection, kind: _Kind, source: Table) -> tuple[int, int]:
+    """PostgreSQL: UPDATE the changed rows, then a plain INSERT of the new ones.
+
+    With the table locked against other writers (:func:`_lock_for_writing`) this is the
+    upsert without ON CONFLICT's speculative insertion, which costs PostgreSQL almost
+    twice a plain insert (measured: 9.0 s against 5.1 s for 300,000 rows); the row counts
+    come for free. Returns (inserted rows, changed rows).
+    """
+    table = kind.table
+    same_key = and_(*[table.c[k] == source.c[k] for k in kind.keys])
+    changed = conn.execute(
+        update(table).where(same_key, _differs(kind, table.c, source.c))
+        .values({c: source.c[c] for c in kind.values})
+    ).rowcount
+    columns = [c.name for c in table.columns]
+    inserted = conn.execute(insert(table).from_select(
+        columns, select(*[source.c[c] for c in columns]).where(~exists().where(same_key)))
+        .execution_options(preserve_rowcount=True)  # SQLAlchemy drops an INSERT's otherwise
+    ).rowcount
+    return inserted, changed
+
+
+def _lock_for_writing(conn: Connection, kind: _Kind, progress: Progress | None) -> None:
+    """PostgreSQL: keep other writers of the table out until commit; readers carry on."""
+    if conn.dialect.name != "postgresql":
+        return
+    started = time.monotonic()
+    quoted = conn.dialect.identifier_preparer.format_table(kind.table)
+    while True:
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+                conn.exec_driver_sql(f"LOCK TABLE {quoted} IN SHARE ROW EXCLUSIVE MODE")
+                conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            return
+        except OperationalError as exc:
+            if "lock timeout" not in str(exc.orig):
+                raise
+            if progress:
+                progress("wait", int(time.monotonic() - started))
+
+
+def _write(conn: Connection, kind: _Kind, stage: Table, rows: int) -> tuple[int, int, int]:
+    """Write the staged rows; returns (distinct keys, existing keys, changed rows)."""
+    source, in_key_order, distinct = _source(conn, kind, stage, rows)
+    if conn.dialect.name == "postgresql":
+        inserted, changed = _update_then_insert(conn, kind, source)
+        existing = distinct - inserted
+    else:
+        existing, changed = _upsert(conn, kind, source, in_key_order)
     if source is not stage:
         source.drop(conn)
-    return int(distinct), int(existing), int(changed)
+    return distinct, existing, changed
 
 
 def _drop_indexes_for_load(conn: Connection, kind: _Kind, rows: int) -> list[Index]:
@@ -656,7 +710,10 @@ def _heartbeat(progress: Progress | None, phase: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _bulk_session(conn: Connection) -> Iterator[None]:
-    """SQLite: page caches big enough for the staging table and the index builds."""
+    """Memory for the staging table, the sorts and the index builds, for this transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
     if conn.dialect.name != "sqlite":
         yield
         return
@@ -759,6 +816,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
         stage = _stage_table(kind)
         with write_transaction(engine, (lambda s: progress("wait", s)) if progress else None
                                ) as conn, _bulk_session(conn):
+            _lock_for_writing(conn, kind, progress)
             stage.create(conn)
             staged = _read_and_stage(conn, kind, stage, path, compression, layout,
                                      lambda first: _Checks(first, today, allowed), progress)
@@ -771,7 +829,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
                                      total)
             with _heartbeat(progress, "upsert"):
                 dropped = _drop_indexes_for_load(conn, kind, rows)
-                distinct, existing, changed = _upsert(conn, kind, stage)
+                distinct, existing, changed = _write(conn, kind, stage, rows)
             with _heartbeat(progress, "index"):
                 for index in dropped:
                     index.create(conn)

@@ -176,8 +176,9 @@ def test_quoted_newlines_keep_line_numbers_right(loaded: Engine, tmp_path: Path)
         import_csv(loaded, "accounts", path)
 
 
-def test_two_processes_importing_at_once_both_succeed(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_two_processes_importing_at_once_both_succeed(database_url: str,
+                                                     tmp_path: Path) -> None:
+    url = database_url
     engine = make_engine(url)
     ensure_schema(engine)
     import_csv(engine, "accounts", _write(tmp_path / "accounts.csv", ACCOUNTS))
