@@ -10,11 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
 from analysis.db import ensure_schema, make_engine
 from analysis.imports import ImportRejected, import_csv, parse_columns
-from analysis.schema import accounts, events, invoices, usage
+from analysis.schema import accounts, events, invoices, metadata, usage
 from bot.cli import main
 
 ACCOUNTS = """account_id,name,plan,signup_date,churn_date
@@ -213,3 +215,16 @@ def test_import_exits_0_when_alerts_cannot_run_yet(tmp_path: Path, monkeypatch: 
     assert main(["import", "usage", str(accounts_csv), "--database-url", url,
                  "--columns", "account_id"]) == 2
     assert "--columns: 'account_id' is not ours=theirs" in capsys.readouterr().err
+
+
+def test_a_load_into_an_empty_table_leaves_its_indexes_as_the_schema_has_them(
+        loaded: Engine, tmp_path: Path) -> None:
+    path = _write(tmp_path / "usage.csv", "account_id,date,metric,value\n"
+                  "a1,2024-03-01,users,3\na2,2024-03-01,users,4\n")
+    import_csv(loaded, "usage", path, today=TODAY)  # larger than the (empty) table
+    with loaded.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        plan = conn.execute(select(usage.c.account_id).where(usage.c.metric == "users",
+                                                             usage.c.date >= dt.date(2024, 3, 1)))
+        assert sorted(plan.scalars()) == ["a1", "a2"]
+    assert diff == []
