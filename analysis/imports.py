@@ -487,9 +487,32 @@ def _copy_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame)
              if isinstance(c.type, String) and not c.nullable]
     options = "FORMAT csv" + (f", FORCE_NOT_NULL ({', '.join(texts)})" if texts else "")
     cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor, cursor.copy(f"COPY {quote(stage.name)} ({names}) FROM STDIN ({options})"
-                             ) as copy:
-        copy.write(frame.to_csv(header=False, index=False))
+    try:
+        with cursor, cursor.copy(f"COPY {quote(stage.name)} ({names}) FROM STDIN ({options})"
+                                 ) as copy:
+            copy.write(frame.to_csv(header=False, index=False))
+    except Exception as exc:  # psycopg's DataError: psycopg is an optional extra
+        refused = _refused_row(exc, first_record=int(frame[RECORD].iloc[0]))
+        if refused is None:
+            raise
+        raise refused from None
+
+
+class _RowRefused(Exception):
+    """The database refused a value (e.g. too long for its column): a problem of one row."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def _refused_row(exc: Exception, first_record: int) -> _RowRefused | None:
+    diag = getattr(exc, "diag", None)
+    where = re.search(r"line (\d+), column (\w+)", getattr(diag, "context", None) or "")
+    if diag is None or where is None or getattr(diag, "sqlstate", "")[:2] != "22":
+        return None  # not a data exception (SQLSTATE class 22) located in the COPY stream
+    line, column = where.groups()
+    return _RowRefused(Problem(first_record + int(line) - 1, column,
+                               f"{diag.message_primary}: does not fit the column"))
 
 
 def _insert_rows(conn: Connection, _kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
@@ -636,7 +659,7 @@ def _drop_indexes_for_load(conn: Connection, kind: _Kind, rows: int) -> list[Ind
         return []
     existing = conn.execute(select(func.max(literal_column("rowid"))).select_from(kind.table)
                             ).scalar_one_or_none() or 0
-    if rows < existing:
+    if not rows or rows < existing:
         return []
     dropped = sorted(kind.table.indexes, key=lambda index: str(index.name))
     for index in dropped:
@@ -839,6 +862,9 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
                 progress("commit", None)
     except _Unreadable as exc:
         raise ImportRejected(str(path), [exc.problem], 1) from None
+    except _RowRefused as exc:
+        raise ImportRejected(str(path), _located([exc.problem], path, compression), 1
+                             ) from None
     except DBAPIError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise DatabaseError(f"{path}: the database refused the data: {detail}; nothing was "

@@ -228,3 +228,17 @@ def test_a_load_into_an_empty_table_leaves_its_indexes_as_the_schema_has_them(
                                                              usage.c.date >= dt.date(2024, 3, 1)))
         assert sorted(plan.scalars()) == ["a1", "a2"]
     assert diff == []
+
+
+def test_a_value_too_long_for_postgresql_names_its_line_and_column(
+        loaded: Engine, tmp_path: Path) -> None:
+    if loaded.dialect.name == "sqlite":
+        pytest.skip("SQLite does not limit the length of text")
+    long_plan = "x" * 300
+    path = _write(tmp_path / "accounts.csv", "account_id,name,plan,signup_date,churn_date\n"
+                  f"b1,B,pro,2024-01-15,\nb2,C,{long_plan},2024-01-15,\n")
+    with pytest.raises(ImportRejected) as err:
+        import_csv(loaded, "accounts", path)
+    assert err.value.describe().splitlines()[0] == (
+        f"{path}:3: plan: value too long for type character varying(255): does not fit the "
+        "column")
