@@ -4,16 +4,20 @@ bursts of signed commands, against the real waitress server on 127.0.0.1."""
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import logging
 import re
 import socket
 import threading
 import time
 import urllib.parse
+import weakref
 from typing import Any
 
 import pytest
 
+from analysis.db import make_engine
+from bot import reports
 from bot.config import Settings
 from tests import test_slack
 from tests.test_slack import Bot, post, sign, slash_body
@@ -123,3 +127,13 @@ def test_a_stale_signature_is_401_and_unknown_paths_404(bot_for: Any,
     old = int(time.time()) - 600
     assert post(bot.url, body, timestamp=old, signature=sign(body, old))[0] == 401
     assert post(bot.url.replace("/slack/events", "/admin"), body)[0] == 404
+
+
+def test_a_context_and_its_dataset_are_freed_after_the_request(settings: Settings) -> None:
+    context = reports.Context.load(make_engine(settings.database.url), settings)
+    context.thresholds("seats")
+    dataset = weakref.ref(context.dataset)
+    freed = weakref.ref(context)
+    del context
+    gc.collect()
+    assert freed() is None and dataset() is None
