@@ -481,7 +481,8 @@ def test_manifest_lists_the_command_and_scopes(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "command: /valuemetric" in out and "url: https://vm.example.com/slack/events" in out
     assert "socket_mode_enabled: false" in out
-    for scope in ("commands", "chat:write", "files:write", "im:write", "usergroups:read"):
+    for scope in ("commands", "chat:write", "files:write", "im:write", "usergroups:read",
+                  "channels:history", "groups:history"):
         assert f"- {scope}\n" in out
     assert main(["manifest"]) == 0
     assert "socket_mode_enabled: true" in capsys.readouterr().out
