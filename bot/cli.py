@@ -322,7 +322,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.no_scheduler:
         scheduler.start(Jobs(engine, settings, Sender(app.client)), blocking=False)
     if args.http:
-        serve_http(app, args.host, args.port)
+        serve_http(app, args.host, args.port, settings.serve.http_threads)
     else:
         serve_socket_mode(app, secrets.app_token)
     return 0

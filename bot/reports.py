@@ -126,6 +126,7 @@ class Context:
         self.settings = settings
         self.catalog = catalog
         self.requested_as_of = as_of
+        self._thresholds: dict[str, Thresholds] = {}
 
     @classmethod
     def load(cls, engine: Engine, settings: Settings, as_of: dt.date | None = None) -> Context:
@@ -154,12 +155,16 @@ class Context:
     def recommendation(self) -> Recommendation:
         return recommend(self.dataset, self.correlation, self.settings.analysis)
 
-    @functools.cache  # noqa: B019 - a Context lives for one request
     def thresholds(self, metric: str) -> Thresholds:
-        with self.engine.connect() as conn:
-            increases = features.mrr_increase_levels(conn, metric,
-                                                     self.dataset.windows.window_days)
-        return find_thresholds(self.dataset, metric, increases, self.settings.analysis)
+        # cached on the instance, so it dies with the Context (one request or job run);
+        # functools.cache on a method would keep every Context and its dataset alive
+        if metric not in self._thresholds:
+            with self.engine.connect() as conn:
+                increases = features.mrr_increase_levels(conn, metric,
+                                                         self.dataset.windows.window_days)
+            self._thresholds[metric] = find_thresholds(self.dataset, metric, increases,
+                                                       self.settings.analysis)
+        return self._thresholds[metric]
 
     def customer(self, account: str) -> Customer:
         accounts = self.dataset.accounts
