@@ -31,7 +31,7 @@ HORIZON_DAYS = 112
 CONFIG = """
 [analysis]
 bootstrap_resamples = 300
-permutations = 100
+permutations = 1000
 
 [[metrics]]
 name = "seats"
@@ -137,4 +137,115 @@ def generate(directory: Path, *, n: int = 1500, seed: int = 1, monthly: bool = F
             out.writerow(header)
             out.writerows(rows)
     files.config.write_text(CONFIG)
+    return files
+
+
+PLAN_PRICES = {"starter": 50.0, "team": 200.0, "business": 800.0}
+PLAN_SEATS = {"starter": (1, 6), "team": (3, 13), "business": (8, 26)}
+
+PRICED_BY_PLAN_CONFIG = """
+[analysis]
+bootstrap_resamples = 200
+
+[pricing]
+billed_on = "plan"
+
+[[metrics]]
+name = "seats"
+category = "seat"
+
+[[metrics]]
+name = "integrations"
+category = "feature"
+
+[[metrics]]
+name = "api_calls"
+category = "usage"
+
+[[metrics]]
+name = "records"
+category = "record"
+
+[[metrics]]
+name = "competitor_adds"
+category = "usage"
+"""
+
+
+def generate_priced_by_plan(directory: Path, *, n: int = 1200, seed: int = 1,
+                            planted: bool = True, catalog: bool = True) -> PlantedFiles:
+    """Prices set by plan tiers, bigger plans with more seats, weekly snapshots.
+
+    With ``planted``: accounts with fewer than ACTIVATION_CUTOFF seats churn more (60% vs
+    15% within a year), each ``competitor_adds`` per week above 2 adds churn (a harmful
+    behaviour), and accounts with integrations >= EXPANSION_CUTOFF upgrade (x1.5 MRR) in
+    the last six months with probability 70% (others 10%). Without it (a null dataset)
+    churn (35%) and upgrades (20%) are independent of usage. Always: ``records`` only
+    accumulates with age, ``api_calls`` is noise scaled by plan size, churn dates spread
+    over the first year (some inside the early window).
+    """
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    start = AS_OF - dt.timedelta(days=730)
+    rows_accounts, rows_usage, rows_revenue = [], [], []
+    plans = list(PLAN_PRICES)
+    for i in range(n):
+        account = f"p{i:05d}"
+        plan = plans[int(rng.choice(3, p=[0.5, 0.35, 0.15]))]
+        signup = start + dt.timedelta(days=int(rng.integers(0, 720)))
+        seats = int(rng.integers(*PLAN_SEATS[plan]))
+        integrations = int(rng.integers(0, 9))
+        competitor = float(rng.gamma(1.5, 1.5))
+        record_rate = float(rng.uniform(5, 15))
+        if planted:
+            p_churn = (0.15 if seats >= ACTIVATION_CUTOFF else 0.60) + 0.12 * max(
+                competitor - 2, 0)
+            p_expand = 0.70 if integrations >= EXPANSION_CUTOFF else 0.10
+        else:
+            p_churn, p_expand = 0.35, 0.20
+        churn = None
+        if rng.random() < min(p_churn, 0.95):
+            churn = signup + dt.timedelta(days=int(rng.integers(5, 365)))
+            if churn > AS_OF:
+                churn = None
+        upgrade = (AS_OF - dt.timedelta(days=int(rng.integers(10, 170)))
+                   if rng.random() < p_expand else None)
+        rows_accounts.append([account, f"Company {i}", plan, signup.isoformat(),
+                              churn.isoformat() if churn else ""])
+        end = churn or AS_OF
+        first = signup + dt.timedelta(days=(7 - signup.weekday()) % 7)
+        day = first
+        while day <= end:
+            age_weeks = (day - signup).days / 7
+            rows_usage += [
+                [account, day.isoformat(), "seats", seats],
+                [account, day.isoformat(), "integrations", integrations],
+                [account, day.isoformat(), "api_calls",
+                 int(rng.poisson(30 * PLAN_PRICES[plan] / 50))],
+                [account, day.isoformat(), "records",
+                 round(record_rate * age_weeks + rng.normal(0, 2), 1)],
+                [account, day.isoformat(), "competitor_adds", int(rng.poisson(competitor))],
+            ]
+            day += dt.timedelta(weeks=1)
+        month = _month_start(signup)
+        while month <= end:
+            mrr = PLAN_PRICES[plan] * (1.5 if upgrade and month >= _month_start(upgrade)
+                                       and signup < _month_start(upgrade) else 1.0)
+            rows_revenue.append([account, month.isoformat(), f"{mrr:.2f}"])
+            month = _next_month(month)
+
+    files = PlantedFiles(directory / "accounts.csv", directory / "usage.csv",
+                         directory / "revenue.csv", directory / "config.toml")
+    for path, header, rows in (
+        (files.accounts, ["account_id", "name", "plan", "signup_date", "churn_date"],
+         rows_accounts),
+        (files.usage, ["account_id", "date", "metric", "value"], rows_usage),
+        (files.revenue, ["account_id", "month", "mrr"], rows_revenue),
+    ):
+        with open(path, "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(header)
+            out.writerows(rows)
+    files.config.write_text(PRICED_BY_PLAN_CONFIG if catalog
+                            else "[analysis]\nbootstrap_resamples = 200\n")
     return files
