@@ -5,11 +5,14 @@ churn (known at T). The insight names at most two metrics that separate the firs
 segment from the first churned segment significantly once tenure is accounted for: a
 Mann-Whitney comparison within tenure quintiles (tenure at T for active accounts, at churn
 for churned ones; the stratified AUC of :func:`analysis.stats.stratified_auc`, i.e. the
-chance that a value account uses more than a churned account of similar age), with
-Benjamini-Hochberg across metrics, and an effect of at least ``min_auc``. Why: churned
-accounts are younger than paying ones, so any metric that accumulates with age (records)
-separated them by Cohen's d on null data; and a difference of means without a test named
-noise as insight.
+chance that a value account uses more than a churned account of similar age, among the
+accounts whose age both segments reach), with
+Benjamini-Hochberg across metrics, and an effect of at least ``min_auc``. When prices follow
+plans (configured or detected, see :mod:`analysis.correlate`) the comparison is also within
+plan. Why: churned accounts are younger than paying ones, so any metric that accumulates
+with age (records) separated them by Cohen's d on null data; high-ARR accounts are on big
+plans, which come with more seats whether or not seats bring value; and a difference of
+means without a test named noise as insight.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
+from analysis.correlate import pricing_of
 from analysis.dataset import Dataset
 from analysis.params import AnalysisSettings, setting
 
@@ -90,7 +94,7 @@ def _members(ds: Dataset, rule: SegmentRule) -> pd.DataFrame:
 
 
 def compare_segments(ds: Dataset, rules: tuple[SegmentRule, ...] | list[SegmentRule],
-                     params: AnalysisSettings) -> SegmentComparison:
+                     params: AnalysisSettings, billed_on: str = "") -> SegmentComparison:
     min_accounts = params.min_accounts
     members = [(rule, _members(ds, rule)) for rule in rules]
     summaries = tuple(
@@ -119,9 +123,23 @@ def compare_segments(ds: Dataset, rules: tuple[SegmentRule, ...] | list[SegmentR
     both = pd.concat([value_levels, lost_levels])
     in_value = np.r_[np.ones(len(value_levels), bool), np.zeros(len(lost_levels), bool)]
     tenure = ds.accounts.loc[both.index, "tenure_days"].clip(lower=0).to_numpy(float)
-    strata = stats.strata_by_quantile(np.log1p(tenure))
-    tests = [stats.stratified_auc(both[m.name].to_numpy(float), in_value, strata,
-                                  min_class=min_accounts) for m in ds.metrics]
+    # common support: only ages both segments reach can be compared at equal age
+    lo = max(tenure[in_value].min(), tenure[~in_value].min())
+    hi = min(tenure[in_value].max(), tenure[~in_value].max())
+    overlap = (tenure >= lo) & (tenure <= hi)
+    both, in_value, tenure = both[overlap], in_value[overlap], tenure[overlap]
+    comparable = (int(in_value.sum()), int((~in_value).sum()))
+    if min(comparable) < params.min_class_size:
+        return SegmentComparison(
+            ds.windows.as_of, summaries, (),
+            f"Insufficient data: only {comparable[0]} {value_rule.name} and {comparable[1]} "
+            f"{lost_rule.name} accounts are of comparable age ({lo:g} to {hi:g} days); need "
+            f"{params.min_class_size} of each to tell usage from account age.")
+    strata = pd.Series(stats.strata_by_quantile(np.log1p(tenure)), index=both.index).astype(str)
+    if pricing_of(ds, billed_on).within_plan:
+        strata = strata + "|" + ds.accounts.loc[both.index, "plan"].fillna("").astype(str)
+    tests = [stats.stratified_auc(both[m.name].to_numpy(float), in_value, strata.to_numpy(),
+                                  min_class=params.min_class_size) for m in ds.metrics]
     qs = stats.bh_adjust([t.p for t in tests])
     effects = sorted(
         (Separation(m.name, m.description or m.name.replace("_", " "), float(t.value), q)
@@ -136,5 +154,5 @@ def compare_segments(ds: Dataset, rules: tuple[SegmentRule, ...] | list[SegmentR
         insight = f"Value correlates with {named}."
     else:
         insight = (f"No metric separates {value_rule.name} from {lost_rule.name} significantly "
-                   "once account age is accounted for.")
+                   "once account age (and plan, when prices follow plans) is accounted for.")
     return SegmentComparison(ds.windows.as_of, summaries, top, insight)

@@ -13,7 +13,8 @@ Choices a careful analyst has to make, made once here:
   removing each group's mean rank as well, which is the pooled within-plan rank
   correlation: when prices follow plans, big accounts buy big plans and every usage metric
   correlates with ARR across plans; within a plan it must earn its correlation.
-* Stratified AUC (accounts of similar age compared with each other): AUCs within strata
+* Stratified AUC (accounts of similar age compared with each other, in bands of about 25
+  accounts): AUCs within strata
   combined with weights n1 x n0 (the pairs each stratum compares, as van Elteren's test),
   DeLong variances combined the same way, normal p. Why: a metric that only grows with
   account age must not predict an outcome that also depends on age.
@@ -233,12 +234,16 @@ def auc(scores: ArrayLike, positive: ArrayLike, *, min_class: int) -> Estimate:
     return Estimate(value, ci, p, len(s))
 
 
-def strata_by_quantile(x: ArrayLike, bins: int = 5) -> NDArray[np.int64]:
-    """Quantile bands of ``x`` (e.g. tenure quintiles) as stratum labels."""
+def strata_by_quantile(x: ArrayLike) -> NDArray[np.int64]:
+    """Narrow quantile bands of ``x`` (e.g. log tenure) as stratum labels.
+
+    About 25 accounts a band (5 to 50 bands): narrow enough that a metric growing with age
+    hardly differs inside a band, wide enough that most bands hold both outcomes.
+    """
     xa = np.asarray(x, float)
     if len(xa) == 0:
         return np.zeros(0, np.int64)
-    return quantile_bins(xa, bins)
+    return quantile_bins(xa, int(np.clip(len(xa) // 25, 5, 50)))
 
 
 def p_text(p: float | None) -> str:

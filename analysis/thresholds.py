@@ -66,6 +66,7 @@ class Thresholds:
     price_increase: PriceIncrease
     survival: HazardRatio
     survival_bands: tuple[KaplanMeierBand, ...]
+    n_early_churned: int = 0  # left out of the activation cohort: churned in the early window
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -161,7 +162,8 @@ def find_all_thresholds(ds: Dataset, corr: Correlation, increases: pd.DataFrame,
             _price_claim(price, increases, metric, qs[3 * i + 2], params.alpha),
             bands[metric],
             survival.kaplan_meier(ds.survival_early[metric], ds.survival_time,
-                                  act.cutoff.value if act.cutoff else None))
+                                  act.cutoff.value if act.cutoff else None),
+            ds.n_early_churned)
     return out
 
 

@@ -258,6 +258,7 @@ def _thresholds(t: Thresholds) -> dict[str, Any]:
                            if price.value is not None else None),
         "survival": _hazard(t.survival),
         "survival_bands": [_band(b) for b in t.survival_bands],
+        "n_early_churned": t.n_early_churned,
         "notes": {"activation": t.activation.reason or None,
                   "expansion": t.expansion.reason or None,
                   "price_increase": t.price_increase.reason or None},

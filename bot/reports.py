@@ -147,7 +147,8 @@ class Context:
 
     @functools.cached_property
     def segments(self) -> SegmentComparison:
-        return compare_segments(self.dataset, self.settings.segments, self.settings.analysis)
+        return compare_segments(self.dataset, self.settings.segments, self.settings.analysis,
+                                self.settings.pricing.billed_on)
 
     @functools.cached_property
     def recommendation(self) -> Recommendation:

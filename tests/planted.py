@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,20 +125,7 @@ def generate(directory: Path, *, n: int = 1500, seed: int = 1, monthly: bool = F
             rows_revenue.append([account, month.isoformat(), f"{mrr:.2f}"])
             month = _next_month(month)
 
-    files = PlantedFiles(directory / "accounts.csv", directory / "usage.csv",
-                         directory / "revenue.csv", directory / "config.toml")
-    for path, header, rows in (
-        (files.accounts, ["account_id", "name", "plan", "signup_date", "churn_date"],
-         rows_accounts),
-        (files.usage, ["account_id", "date", "metric", "value"], rows_usage),
-        (files.revenue, ["account_id", "month", "mrr"], rows_revenue),
-    ):
-        with open(path, "w", newline="") as fh:
-            out = csv.writer(fh)
-            out.writerow(header)
-            out.writerows(rows)
-    files.config.write_text(CONFIG)
-    return files
+    return _write(directory, rows_accounts, rows_usage, rows_revenue, CONFIG)
 
 
 PLAN_PRICES = {"starter": 50.0, "team": 200.0, "business": 800.0}
@@ -234,6 +222,12 @@ def generate_priced_by_plan(directory: Path, *, n: int = 1200, seed: int = 1,
             rows_revenue.append([account, month.isoformat(), f"{mrr:.2f}"])
             month = _next_month(month)
 
+    return _write(directory, rows_accounts, rows_usage, rows_revenue,
+                  PRICED_BY_PLAN_CONFIG if catalog else "[analysis]\nbootstrap_resamples = 200\n")
+
+
+def _write(directory: Path, rows_accounts: list[list[Any]], rows_usage: list[list[Any]],
+           rows_revenue: list[list[Any]], config: str) -> PlantedFiles:
     files = PlantedFiles(directory / "accounts.csv", directory / "usage.csv",
                          directory / "revenue.csv", directory / "config.toml")
     for path, header, rows in (
@@ -246,6 +240,5 @@ def generate_priced_by_plan(directory: Path, *, n: int = 1200, seed: int = 1,
             out = csv.writer(fh)
             out.writerow(header)
             out.writerows(rows)
-    files.config.write_text(PRICED_BY_PLAN_CONFIG if catalog
-                            else "[analysis]\nbootstrap_resamples = 200\n")
+    files.config.write_text(config)
     return files
