@@ -4,7 +4,8 @@ Value evidence per metric (DESIGN section 4), each with a 95% CI and Benjamini-H
 across metrics:
 
 * ARR: Spearman rho with ARR at T (raw, shown only), with account age held fixed
-  (``arr_partial``), and the estimate that *counts* (``arr_evidence``): within plan when
+  (``arr_partial``), and the estimate that *counts* (``arr_evidence``): within narrow
+  account-age bands (and by age rank inside them), within plan when
   prices follow plans (``[pricing] billed_on = "plan"``, or detected: plan explains at least
   80% of ARR's variance, eta^2), and with the billed metric held fixed when prices follow a
   metric. Why: when price is set by plan or by the metric, every usage metric correlates
@@ -237,11 +238,15 @@ def correlate(ds: Dataset, params: AnalysisSettings, billed_on: str = "") -> Cor
     expanded = ds.expanded
     pricing = pricing_of(ds, billed_on)
     tenure = np.log1p(active["tenure_days"].clip(lower=0).to_numpy())
-    plans = active["plan"].fillna("").to_numpy() if pricing.within_plan else None
+    # account age held fixed twice: within narrow age bands (a step in ARR with age, such
+    # as upgrades only old accounts could make, is not linear in rank) and by rank inside
+    groups = pd.Series(stats.strata_by_quantile(tenure), index=active.index).astype(str)
+    if pricing.within_plan:
+        groups = groups + "|" + active["plan"].fillna("").astype(str)
     billed = ds.current[billed_on] if billed_on in ds.metric_names else None
     arr = active["arr"]
     arr_shown = arr
-    if plans is not None:  # ARR relative to the plan's median: what usage adds within plan
+    if pricing.within_plan:  # ARR relative to the plan's median: what usage adds within plan
         plan_median = arr.groupby(active["plan"].fillna("")).transform("median")
         arr_shown = arr / plan_median.where(plan_median > 0, 1.0)
     arr_estimates = stats.spearman_many(
@@ -263,7 +268,8 @@ def correlate(ds: Dataset, params: AnalysisSettings, billed_on: str = "") -> Cor
         else:
             controls = [tenure] if billed is None else [tenure, billed.to_numpy()]
             evidence = stats.partial_rank_correlation(level, arr, controls,
-                                                      min_n=params.min_accounts, groups=plans)
+                                                      min_n=params.min_accounts,
+                                                      groups=groups.to_numpy())
         past_level = ds.past.loc[expansion_index, name]
         retention = stats.auc(ds.early[name], retained, min_class=min_events)
         expansion = stats.auc(past_level, expanded, min_class=min_events)
