@@ -17,11 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from sqlalchemy import Engine
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight
 
-from analysis import stats, survival
+from analysis import features, stats, survival
 from analysis.catalog import Metric, infer_category
+from analysis.customer import describe_customer
+from analysis.dataset import load_dataset
+from analysis.db import ensure_schema
+from analysis.imports import import_csv
+from analysis.params import AnalysisSettings
 from bot.cli import main
 from bot.config import ConfigError, parse_settings
 from tests import planted
@@ -282,3 +288,54 @@ def test_answers_at_an_as_of_date_equal_a_truncated_database(
     future = later.loc[later["signup_date"] > at.isoformat(), "account_id"].iloc[0]
     assert main(["ask", f"customer {future}", "--config", str(files.config),
                  "--database-url", full_url, "--as-of", at.isoformat()]) == 2
+
+
+def test_price_increase_panel_matches_pandas_and_ignores_later_months(engine: Engine,
+                                                                      tmp_path: Path) -> None:
+    files = planted.generate(tmp_path, seed=5, n=150)
+    ensure_schema(engine)
+    for kind in ("accounts", "usage", "revenue"):
+        import_csv(engine, kind, getattr(files, kind))
+    at = planted.AS_OF - dt.timedelta(days=60)
+    with engine.connect() as conn:
+        ours = features.increase_panel(conn, ["seats"], 28, at)
+    revenue = pd.read_csv(files.revenue, parse_dates=["month"])
+    revenue = revenue[revenue["month"] <= pd.Timestamp(at)].sort_values(["account_id", "month"])
+    revenue["previous"] = revenue.groupby("account_id")["mrr"].shift()
+    rows = revenue[(revenue["previous"] > 0)
+                   & (revenue["month"] > pd.Timestamp(at - dt.timedelta(days=31 * 12)))]
+    usage = pd.read_csv(files.usage, parse_dates=["date"])
+    seats = usage[usage["metric"] == "seats"]
+    expected = []
+    for account, month, mrr, previous in rows[["account_id", "month", "mrr", "previous"]
+                                              ].itertuples(index=False):
+        own = seats[(seats["account_id"] == account) & (seats["date"] < month)
+                    & (seats["date"] >= month - pd.Timedelta(days=28))]
+        expected.append((account, month.date(), mrr > previous,
+                         round(own["value"].mean() if len(own) else 0.0, 9)))
+    got = [(a, m, bool(i), round(v, 9)) for a, m, i, v in
+           ours[["account_id", "month", "increased", "seats"]].itertuples(index=False)]
+    assert sorted(got) == sorted(expected)
+    assert sum(e[2] for e in expected) > 5 and max(e[1] for e in expected) <= at
+
+
+def test_customer_facts_as_of_the_date(engine: Engine, tmp_path: Path) -> None:
+    files = planted.generate(tmp_path, seed=7, n=200)
+    ensure_schema(engine)
+    for kind in ("accounts", "usage", "revenue"):
+        import_csv(engine, kind, getattr(files, kind))
+    accounts = pd.read_csv(files.accounts, parse_dates=["signup_date", "churn_date"])
+    churned = accounts.dropna(subset=["churn_date"]).iloc[0]
+    at = planted.AS_OF
+    with engine.connect() as conn:
+        ds = load_dataset(conn, [Metric("seats", category="seat")], AnalysisSettings(), at)
+    customer = describe_customer(ds, churned["account_id"], {})
+    assert not customer.active
+    assert customer.tenure_days == (churned["churn_date"] - churned["signup_date"]).days
+    # mid-rank: a level shared by every active account sits at the 50th percentile
+    active = ds.active.index[0]
+    level = float(ds.current.loc[active, "seats"])
+    share_below = (ds.current["seats"] < level).mean()
+    share_equal = (ds.current["seats"] == level).mean()
+    seats = describe_customer(ds, active, {}).metrics[0]
+    assert seats.percentile == pytest.approx(100 * (share_below + share_equal / 2))
