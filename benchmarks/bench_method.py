@@ -21,8 +21,6 @@ from typing import Any
 from bot.cli import main
 from tests import planted
 
-METRICS = ("seats", "integrations", "api_calls", "records", "competitor_adds")
-
 
 def _ask(url: str, config: Path, text: str) -> Any:
     out = io.StringIO()
@@ -37,7 +35,7 @@ def claims(url: str, config: Path) -> dict[str, Any]:
     rec = _ask(url, config, "recommend")
     segments = _ask(url, config, "segments")
     thresholds = {}
-    for m in METRICS:
+    for m in (row["metric"] for row in corr["metrics"]):
         t = _ask(url, config, f"thresholds {m}")
         thresholds[m] = [kind for kind in ("activation", "expansion", "price_increase")
                          if t[kind] is not None]
@@ -84,20 +82,26 @@ def planted_misses(c: dict[str, Any]) -> list[str]:
 
 def run(seeds: list[int], n: int, catalog: bool) -> None:
     total_false = 0
+    nulls = 0
     for seed in seeds:
-        for is_planted in (False, True):
+        for kind in ("null, priced by plan", "planted, priced by plan", "null, weekly"):
             with tempfile.TemporaryDirectory() as tmp:
-                files = planted.generate_priced_by_plan(Path(tmp), n=n, seed=seed,
-                                                        planted=is_planted, catalog=catalog)
+                if kind == "null, weekly":
+                    files = planted.generate(Path(tmp), n=n, seed=seed, null=True)
+                else:
+                    files = planted.generate_priced_by_plan(
+                        Path(tmp), n=n, seed=seed, planted=kind.startswith("planted"),
+                        catalog=catalog)
                 url = f"sqlite:///{tmp}/vm.db"
                 _load(url, files)
                 c = claims(url, files.config)
-            if is_planted:
-                print(f"planted seed {seed}: misses {planted_misses(c) or 'none'}; {c}")
+            if kind.startswith("planted"):
+                print(f"{kind}, seed {seed}: misses {planted_misses(c) or 'none'}; {c}")
             else:
+                nulls += 1
                 total_false += false_claims(c)
-                print(f"null seed {seed}: {false_claims(c)} false claims; {c}")
-    print(f"false claims over {len(seeds)} null datasets: {total_false}")
+                print(f"{kind}, seed {seed}: {false_claims(c)} false claims; {c}")
+    print(f"false claims over {nulls} null datasets: {total_false}")
 
 
 if __name__ == "__main__":

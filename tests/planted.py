@@ -74,7 +74,10 @@ def _next_month(d: dt.date) -> dt.date:
 
 
 def generate(directory: Path, *, n: int = 1500, seed: int = 1, monthly: bool = False,
-             churn_signal: bool = True) -> PlantedFiles:
+             churn_signal: bool = True, null: bool = False) -> PlantedFiles:
+    """The dataset of the module docstring; ``null``: nothing drives churn, expansion or
+    price (churn 35%, expansion 30% for everyone, MRR from a package drawn independently of
+    usage), while documents and MRR still grow with account age."""
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     start = AS_OF - dt.timedelta(days=730)
@@ -89,13 +92,16 @@ def generate(directory: Path, *, n: int = 1500, seed: int = 1, monthly: bool = F
     for i in range(n):
         account = f"a{i:05d}"
         signup = start + dt.timedelta(days=int(signup_offsets[i]))
-        p_churn = (0.10 if seats[i] >= ACTIVATION_CUTOFF else 0.60) if churn_signal else 0.35
+        p_churn = (0.10 if seats[i] >= ACTIVATION_CUTOFF else 0.60) if (
+            churn_signal and not null) else 0.35
         churn = None
         if rng.random() < p_churn:
             churn = signup + dt.timedelta(days=EARLY_DAYS + int(rng.integers(1, HORIZON_DAYS)))
             if churn > AS_OF:
                 churn = None
-        expands = rng.random() < (0.70 if integrations[i] >= EXPANSION_CUTOFF else 0.10)
+        expands = rng.random() < (0.30 if null else 0.70 if integrations[i] >= EXPANSION_CUTOFF
+                                  else 0.10)
+        package = int(rng.integers(1, 13)) if null else int(seats[i])
         rows_accounts.append([account, f"Company {i}", "pro", signup.isoformat(),
                               churn.isoformat() if churn else ""])
         end = churn or AS_OF
@@ -119,7 +125,7 @@ def generate(directory: Path, *, n: int = 1500, seed: int = 1, monthly: bool = F
         month = _month_start(signup)
         while month <= end:
             # older cohorts bought bigger packages: constant per account, higher with age
-            mrr = 50.0 * seats[i] + 0.5 * (AS_OF - signup).days
+            mrr = 50.0 * package + 0.5 * (AS_OF - signup).days
             if expands and month >= expansion_month and signup < expansion_month:
                 mrr *= 1.5
             rows_revenue.append([account, month.isoformat(), f"{mrr:.2f}"])
