@@ -440,13 +440,13 @@ def _layout(kind: _Kind, header: list[str], columns: Mapping[str, str]) -> _Layo
 
 def _chunks(path: Path, compression: _Compression, layout: _Layout
             ) -> Iterator[pd.DataFrame]:
-    # every column is parsed (usecols would silently drop a row's surplus fields)
-    reader = pd.read_csv(
-        path, compression=compression, encoding="utf-8-sig", index_col=False,
-        dtype=object, keep_default_na=False, na_filter=False, skipinitialspace=True,
-        chunksize=CHUNK_ROWS, engine="c",
-    )
     try:
+        # every column is parsed (usecols would silently drop a row's surplus fields)
+        reader = pd.read_csv(
+            path, compression=compression, encoding="utf-8-sig", index_col=False,
+            dtype=object, keep_default_na=False, na_filter=False, skipinitialspace=True,
+            chunksize=CHUNK_ROWS, engine="c",
+        )
         with reader, warnings.catch_warnings():
             # surplus fields on the first row are only a warning (and dropped) in pandas
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -457,6 +457,8 @@ def _chunks(path: Path, compression: _Compression, layout: _Layout
     except pd.errors.ParserWarning:
         raise _Unreadable(Problem(2, "row", f"more fields than the header's {layout.width}")
                           ) from None
+    except (OSError, EOFError) as exc:  # e.g. a truncated gzip file
+        raise _Unreadable(Problem(0, "file", f"cannot be read: {exc}")) from None
     except UnicodeDecodeError:
         raise _Unreadable(_first_bad_byte(path, compression)) from None
     except pd.errors.ParserError as exc:
