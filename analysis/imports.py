@@ -1,14 +1,17 @@
 """CSV import of accounts, usage, revenue, events and invoices: one transaction per file.
 
-The file is read in chunks by pandas' C parser and every chunk is validated column at a
-time (vectorised: no Python loop over rows), then bulk-loaded into a temporary staging
-table (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Checks that span rows
-(duplicate keys, unknown accounts) run in SQL over the staging table, and ONE
-``INSERT ... SELECT ... ON CONFLICT`` statement writes the real table, in the same
-transaction. A bad row rejects the whole file and nothing is written. Re-importing a
-file changes nothing (the upsert skips rows whose values are equal); a corrected value
-replaces the old one. Events and invoices repeating a key are merged (counted and summed)
-instead of rejected, since exports legitimately contain such repeats.
+The file is read in chunks by pandas' C parser and every chunk is validated a column at a
+time (vectorised: no Python loop over rows), including unknown accounts (against the
+account ids read once) and future dates; each clean chunk is bulk-loaded into a temporary
+staging table (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Keys are hashed as they
+pass, and only when two hashes repeat does a SQL query look for the duplicate lines. The
+staged rows are then written in the same transaction: on SQLite by ONE ``INSERT ... SELECT
+... ON CONFLICT DO UPDATE`` (secondary indexes rebuilt once when the load is at least as big
+as the table), on PostgreSQL, with the table locked against other writers, by an UPDATE of
+changed rows and a plain INSERT of new ones. A bad row rejects the whole file and nothing
+is written. Re-importing a file changes nothing (rows whose values are equal are skipped);
+a corrected value replaces the old one. Events and invoices repeating a key are merged
+(counted and summed) instead of rejected, since exports legitimately contain such repeats.
 
 Problems are found per data *record* (the n-th row after the header); only when a file is
 rejected are records mapped back to physical line numbers, by re-reading the file.
@@ -437,13 +440,13 @@ def _layout(kind: _Kind, header: list[str], columns: Mapping[str, str]) -> _Layo
 
 def _chunks(path: Path, compression: _Compression, layout: _Layout
             ) -> Iterator[pd.DataFrame]:
-    # every column is parsed (usecols would silently drop a row's surplus fields)
-    reader = pd.read_csv(
-        path, compression=compression, encoding="utf-8-sig", index_col=False,
-        dtype=object, keep_default_na=False, na_filter=False, skipinitialspace=True,
-        chunksize=CHUNK_ROWS, engine="c",
-    )
     try:
+        # every column is parsed (usecols would silently drop a row's surplus fields)
+        reader = pd.read_csv(
+            path, compression=compression, encoding="utf-8-sig", index_col=False,
+            dtype=object, keep_default_na=False, na_filter=False, skipinitialspace=True,
+            chunksize=CHUNK_ROWS, engine="c",
+        )
         with reader, warnings.catch_warnings():
             # surplus fields on the first row are only a warning (and dropped) in pandas
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -454,6 +457,8 @@ def _chunks(path: Path, compression: _Compression, layout: _Layout
     except pd.errors.ParserWarning:
         raise _Unreadable(Problem(2, "row", f"more fields than the header's {layout.width}")
                           ) from None
+    except (OSError, EOFError) as exc:  # e.g. a truncated gzip file
+        raise _Unreadable(Problem(0, "file", f"cannot be read: {exc}")) from None
     except UnicodeDecodeError:
         raise _Unreadable(_first_bad_byte(path, compression)) from None
     except pd.errors.ParserError as exc:

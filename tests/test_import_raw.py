@@ -158,13 +158,18 @@ def test_gzip_is_read_zip_and_latin1_are_named_with_the_fix(loaded: Engine,
                        r"extract it first"):
         import_csv(loaded, "usage", archive)
     latin = tmp_path / "latin.csv"
-    latin.write_bytes(("account_id,name,plan,signup_date,churn_date\n"
-                       "a3,Acme,pro,2024-01-15,\n"
-                       "a4,Société,pro,2024-01-15,\n").encode("latin-1"))
+    many = "".join(f"b{k},Acme,pro,2024-01-15,\n" for k in range(5000))  # past pandas' buffer
+    latin.write_bytes(("account_id,name,plan,signup_date,churn_date\n" + many
+                       + "a4,Société,pro,2024-01-15,\n").encode("latin-1"))
     with pytest.raises(ImportRejected) as err:
         import_csv(loaded, "accounts", latin)
-    assert f"{latin}:3: encoding: not UTF-8 text (byte 0xe9 at character 8)" in \
+    assert f"{latin}:5002: encoding: not UTF-8 text (byte 0xe9 at character 8)" in \
         err.value.describe()
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(latin.read_bytes())[:200])
+    with pytest.raises(ImportRejected, match=r"cut.csv.gz: cannot be read: Compressed file "
+                       "ended"):
+        import_csv(loaded, "accounts", truncated)
     with loaded.connect() as conn:
         assert conn.execute(select(accounts.c.account_id)).scalars().all() == ["a1", "a2"]
 
