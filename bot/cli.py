@@ -211,6 +211,7 @@ def _age(delta: dt.timedelta) -> str:
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
     from analysis import ledger
+    from bot.jobs import DIGEST, thread_complete
 
     settings = _settings(args)
     engine = make_engine(settings.database.url)
@@ -219,11 +220,16 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     lease = dt.timedelta(seconds=settings.delivery.lease_seconds)
     newest = ledger.listing(engine, args.limit)
     shown = {d.id: d for d in [*newest, *ledger.unfinished(engine)]}
-    stuck = [d for d in shown.values() if d.stuck(now, lease)]
+    half_threads = [d for d in shown.values() if d.kind == DIGEST and d.state == ledger.SENT
+                    and not thread_complete(engine, d)]
+    shown |= {d.id: dataclasses.replace(d, error="thread replies missing")
+              for d in half_threads}
+    stuck = [d for d in shown.values() if d.stuck(now, lease) or d.id in
+             {h.id for h in half_threads}]
     print(f"{'ID':>6}  {'KIND':<12} {'CHANNEL':<12} {'STATE':<8} {'AGE':>5}  PERIOD / ERROR")
     for d in sorted(shown.values(), key=lambda d: d.id):
         flag = "  <- stuck" if d in stuck else ""
-        error = f"  ({d.error})" if d.error and d.state != ledger.SENT else ""
+        error = f"  ({d.error})" if d.error else ""
         print(f"{d.id:>6}  {d.kind:<12} {d.channel:<12} {d.state:<8} "
               f"{_age(now - (d.updated_at or d.claimed_at)):>5}  {d.period}{error}{flag}")
     if not stuck:
