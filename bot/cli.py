@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from analysis.dataset import NoData
 from analysis.db import DatabaseError, ensure_schema, make_engine, upgrade
@@ -425,6 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"valuemetric: cannot use the database {_database_shown(args)}: {reason}. Check "
               "that it is running and reachable, and database.url or VALUEMETRIC_DATABASE_URL",
               file=sys.stderr)
+        return EXIT_ERROR
+    except DBAPIError as exc:  # the database refused a statement: its reason, not the SQL
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"valuemetric: the database {_database_shown(args)} refused the change: "
+              f"{reason}", file=sys.stderr)
         return EXIT_ERROR
     except UsageError as exc:
         print(f"valuemetric: {exc}", file=sys.stderr)

@@ -336,4 +336,28 @@ class Jobs:
             states = self._deliver(ALERT, channel, [c.period for c in group], now,
                                    build_rollup, settles=settles)
             outcomes += zip(group, states, strict=True)
+        self._settle_gone_crossings(channel, set(by_period), now)
         return outcomes
+
+    def _settle_gone_crossings(self, channel: str, current: set[str],
+                               now: dt.datetime) -> None:
+        """Alerts left failed, unknown or half-sent whose crossing has since gone (the
+        level fell back): recorded as sent when the channel has them, else dropped, so
+        nothing stays stuck and nothing stale is posted."""
+        left = [d for d in ledger.unfinished(self.engine)
+                if d.kind == ALERT and d.channel == channel and d.period not in current
+                and d.stuck(now, self.lease)]
+        claims = [c for c in (ledger.claim(self.engine, ALERT, channel, d.period, self.claimer,
+                                           now, self.lease) for d in left) if c is not None]
+        posted = self._already_posted(channel, claims, None)
+        for claim in claims:
+            if posted is None and claim.reconcile:
+                ledger.finish(self.engine, claim.id, ledger.UNKNOWN, now,
+                              error="could not read the channel history to check")
+            elif posted and claim.id in posted:
+                ledger.finish(self.engine, claim.id, ledger.SENT, now, ts=posted[claim.id])
+            else:
+                log.info("alert %s in %s was never posted and its crossing is gone: dropped",
+                         claim.period, channel)
+                ledger.finish(self.engine, claim.id, ledger.DROPPED, now,
+                              error="the crossing was gone before it could be posted")

@@ -478,3 +478,32 @@ def test_a_headline_without_its_replies_is_reported_and_finished(
     assert jobs.retry_digest(NOW + dt.timedelta(hours=1)) == "sent"
     assert len(fake.posted("CDIGEST")) == 3
     assert main(["deliveries"]) == 0
+
+
+def test_an_alert_whose_crossing_is_gone_is_dropped_not_stuck_and_fires_if_it_returns(
+        alert_env_small: tuple[Path, str, Jobs], fake: FakeSlack) -> None:
+    directory, url, jobs = alert_env_small
+    _add_week(directory, url, 0, {"a0": 3.0, "a1": 3.0})
+    _add_week(directory, url, 1, {"a0": 9.0, "a1": 3.0})
+    fake.refuse_connections()
+    assert [o for _, o in jobs.post_alerts(NOW)] == ["failed"]
+    fake.accept_connections()
+    _add_week(directory, url, 2, {"a0": 3.0, "a1": 3.0})  # back below before Slack returned
+    assert jobs.post_alerts(NOW + dt.timedelta(hours=1)) == []
+    (row,) = ledger.latest(jobs.engine, "alert", "CALERT", state=None)
+    assert row.state == "dropped" and not row.stuck(NOW, jobs.lease)
+    assert fake.posted("CALERT") == []
+    _add_week(directory, url, 3, {"a0": 9.5, "a1": 3.0})  # it crosses again: alerted
+    assert [o for _, o in jobs.post_alerts(NOW + dt.timedelta(weeks=1))] == ["sent"]
+    assert len(fake.posted("CALERT")) == 1
+
+
+@pytest.fixture(params=DATABASES)
+def alert_env_small(request: pytest.FixtureRequest, tmp_path: Path,
+                    fake: FakeSlack) -> Iterator[tuple[Path, str, Jobs]]:
+    with new_database(request.param, tmp_path) as url:
+        config = tmp_path / "config.toml"
+        config.write_text(ALERT_CONFIG)
+        settings = load_settings(config, env={"VALUEMETRIC_DATABASE_URL": url})
+        _alert_dataset(tmp_path, url, {"a0": [], "a1": []})
+        yield tmp_path, url, jobs_for(settings, fake)
