@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from analysis.dataset import NoData
 from analysis.db import DatabaseError, ensure_schema, make_engine, upgrade
@@ -245,6 +245,7 @@ def _age(delta: dt.timedelta) -> str:
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
     from analysis import ledger
+    from bot.jobs import DIGEST, thread_complete
 
     settings = _settings(args)
     engine = make_engine(settings.database.url)
@@ -253,11 +254,16 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     lease = dt.timedelta(seconds=settings.delivery.lease_seconds)
     newest = ledger.listing(engine, args.limit)
     shown = {d.id: d for d in [*newest, *ledger.unfinished(engine)]}
-    stuck = [d for d in shown.values() if d.stuck(now, lease)]
+    half_threads = [d for d in shown.values() if d.kind == DIGEST and d.state == ledger.SENT
+                    and not thread_complete(engine, d)]
+    shown |= {d.id: dataclasses.replace(d, error="thread replies missing")
+              for d in half_threads}
+    stuck = [d for d in shown.values() if d.stuck(now, lease) or d.id in
+             {h.id for h in half_threads}]
     print(f"{'ID':>6}  {'KIND':<12} {'CHANNEL':<12} {'STATE':<8} {'AGE':>5}  PERIOD / ERROR")
     for d in sorted(shown.values(), key=lambda d: d.id):
         flag = "  <- stuck" if d in stuck else ""
-        error = f"  ({d.error})" if d.error and d.state != ledger.SENT else ""
+        error = f"  ({d.error})" if d.error else ""
         print(f"{d.id:>6}  {d.kind:<12} {d.channel:<12} {d.state:<8} "
               f"{_age(now - (d.updated_at or d.claimed_at)):>5}  {d.period}{error}{flag}")
     if not stuck:
@@ -465,6 +471,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"valuemetric: cannot use the database {_database_shown(args)}: {reason}. Check "
               "that it is running and reachable, and database.url or VALUEMETRIC_DATABASE_URL",
               file=sys.stderr)
+        return EXIT_ERROR
+    except DBAPIError as exc:  # the database refused a statement: its reason, not the SQL
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"valuemetric: the database {_database_shown(args)} refused the change: "
+              f"{reason}", file=sys.stderr)
         return EXIT_ERROR
     except UsageError as exc:
         print(f"valuemetric: {exc}", file=sys.stderr)
