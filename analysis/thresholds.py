@@ -8,8 +8,9 @@
   merely tracks account age does not get a threshold;
 * price increase: the level in the window before each MRR increase known at T, against
   comparable accounts that did not increase in the same months (AUC within month); when it
-  separates them, the threshold is the median level before increases, with the lift in the
-  monthly rate of increase at or above it (Katz 95% CI).
+  separates them (q below alpha and AUC at least ``min_auc``), the threshold is the median
+  level before increases, with the lift in the monthly rate of increase at or above it
+  (Katz 95% CI).
 
 Why all metrics at once: a threshold is a claim, and with several metrics and three kinds
 the best of many tries beats chance by luck; Benjamini-Hochberg across every metric and
@@ -107,14 +108,15 @@ def _price_test(panel: pd.DataFrame, metric: str, min_events: int) -> PriceIncre
 
 
 def _price_claim(test: PriceIncrease, panel: pd.DataFrame, metric: str, q: float | None,
-                 alpha: float) -> PriceIncrease:
+                 params: AnalysisSettings) -> PriceIncrease:
     sep = test.separation
     if sep is None or sep.value is None:
         return test
-    if q is None or q >= alpha or sep.value <= 0.5:
+    if q is None or q >= params.alpha or sep.value < params.min_auc:
         return PriceIncrease(None, test.n_events, "none found: accounts that paid more did "
                              f"not use more {metric} than comparable accounts in the same "
-                             f"months (AUC {sep.value:.2f}, q {q:.3g})", sep)
+                             f"months (AUC {sep.value:.2f}, q {p_text(q)}; a claim needs q "
+                             f"below {params.alpha:g} and AUC {params.min_auc:g})", sep)
     increased = panel["increased"].to_numpy(bool)
     level = panel[metric].to_numpy(float)
     value = float(np.median(level[increased]))
@@ -159,7 +161,7 @@ def find_all_thresholds(ds: Dataset, corr: Correlation, increases: pd.DataFrame,
         act = _threshold("activation", activation, qs[3 * i], params.alpha)
         out[metric] = Thresholds(
             metric, act, _threshold("expansion", expansion, qs[3 * i + 1], params.alpha),
-            _price_claim(price, increases, metric, qs[3 * i + 2], params.alpha),
+            _price_claim(price, increases, metric, qs[3 * i + 2], params),
             bands[metric],
             survival.kaplan_meier(ds.survival_early[metric], ds.survival_time,
                                   act.cutoff.value if act.cutoff else None),
