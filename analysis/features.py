@@ -259,8 +259,9 @@ def increase_panel(conn: Connection, metrics: Sequence[str], window_days: int,
     """Account-months that could have paid more, known at ``as_of``: a price-increase panel.
 
     One row per account and revenue month in the ``months`` before ``as_of`` that has a
-    previous revenue month with MRR > 0: month, increased (MRR above the previous month's)
-    and each metric's level in the window before the month began. Only revenue months up to
+    previous revenue month with MRR > 0 and a window wholly after signup: month, increased
+    (MRR above the previous month's) and each metric's level in the window before the month
+    began. Only revenue months up to
     ``as_of`` are read, so a later increase can never leak into an answer at ``as_of``.
     """
     known = (select(revenue.c.account_id, revenue.c.month, revenue.c.mrr)
@@ -276,7 +277,11 @@ def increase_panel(conn: Connection, metrics: Sequence[str], window_days: int,
         (w.c.mrr > w.c.previous_mrr).label("increased"),
         date_plus_days(w.c.month, -window_days - 1).label("lo"),
         date_plus_days(w.c.month, -1).label("hi"),
-    ).where(w.c.previous_mrr > 0, w.c.month > first)
+    ).select_from(w.join(accounts, accounts.c.account_id == w.c.account_id)).where(
+        w.c.previous_mrr > 0, w.c.month > first,
+        # the whole window inside the account's life: a level over a part-window is not
+        # comparable (no snapshot yet reads as zero usage)
+        accounts.c.signup_date <= date_plus_days(w.c.month, -window_days - 1))
     panel = pd.DataFrame(_tuples(conn.execute(rows).all()),
                          columns=["key", "account_id", "month", "increased", "lo", "hi"])
     columns = ["account_id", "month", "increased", *metrics]

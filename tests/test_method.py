@@ -302,8 +302,12 @@ def test_price_increase_panel_matches_pandas_and_ignores_later_months(engine: En
     revenue = pd.read_csv(files.revenue, parse_dates=["month"])
     revenue = revenue[revenue["month"] <= pd.Timestamp(at)].sort_values(["account_id", "month"])
     revenue["previous"] = revenue.groupby("account_id")["mrr"].shift()
+    signup = pd.read_csv(files.accounts, parse_dates=["signup_date"]).set_index(
+        "account_id")["signup_date"]
     rows = revenue[(revenue["previous"] > 0)
-                   & (revenue["month"] > pd.Timestamp(at - dt.timedelta(days=31 * 12)))]
+                   & (revenue["month"] > pd.Timestamp(at - dt.timedelta(days=31 * 12)))
+                   & (revenue["account_id"].map(signup)
+                      <= revenue["month"] - pd.Timedelta(days=29))]
     usage = pd.read_csv(files.usage, parse_dates=["date"])
     seats = usage[usage["metric"] == "seats"]
     expected = []
