@@ -59,6 +59,7 @@ GIB = 1024.0
 @dataclass(frozen=True)
 class Run:
     seconds: float
+    cpu_seconds: float
     peak_mb: float
     returncode: int
     stdout: str
@@ -72,6 +73,7 @@ class Figure:
     seconds: float | None
     peak_mb: float | None
     rows: int | None = None
+    cpu_seconds: float | None = None
     note: str = ""
 
 
@@ -86,7 +88,8 @@ def run(argv: Sequence[str], env: dict[str, str] | None = None) -> Run:
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(seconds, usage.ru_maxrss / 1024, process.returncode,
+        return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                   process.returncode,
                    out.read().decode(errors="replace"), err.read().decode(errors="replace"))
 
 
@@ -94,10 +97,12 @@ def valuemetric(args: Sequence[str], url: str, config: Path) -> Run:
     return run([str(VALUEMETRIC), *args, "--database-url", url, "--config", str(config)])
 
 
-def median_run(argv: Sequence[str], repeat: int) -> tuple[Run, float, float]:
-    """The last run, the median seconds and the highest peak over ``repeat`` runs."""
+def median_run(argv: Sequence[str], repeat: int) -> tuple[Run, Figure]:
+    """The last run, and the median seconds (wall and CPU) and highest peak of ``repeat`` runs."""
     runs = [run(argv) for _ in range(repeat)]
-    return runs[-1], statistics.median(r.seconds for r in runs), max(r.peak_mb for r in runs)
+    return runs[-1], Figure("", "", statistics.median(r.seconds for r in runs),
+                            max(r.peak_mb for r in runs),
+                            cpu_seconds=statistics.median(r.cpu_seconds for r in runs))
 
 
 def failed(step: str, backend: str, result: Run) -> Figure:
@@ -156,7 +161,8 @@ class SQLite(Backend):
         ordered.unlink()
         if result.returncode or result.stderr.strip():
             return failed(step, self.name, result)
-        return Figure(step, self.name, result.seconds, result.peak_mb, files.rows["usage"])
+        return Figure(step, self.name, result.seconds, result.peak_mb, files.rows["usage"],
+                      result.cpu_seconds)
 
     def drop(self) -> None:
         for path in self.paths:
@@ -196,6 +202,7 @@ class PostgreSQL(Backend):
                       "WITH (FORMAT csv, HEADER true)"])
         if result.returncode:
             return failed(step, self.name, result)
+        # psql only streams the file: the server's CPU is not in its rusage
         return Figure(step, self.name, result.seconds, result.peak_mb, files.rows["usage"])
 
     def drop(self) -> None:
@@ -253,11 +260,11 @@ def bench_backend(backend: Backend, files: company.CompanyFiles, config: Path,
     for step, args in ANALYSES:
         argv = [str(VALUEMETRIC), *args, "--database-url", url, "--config", str(config),
                 "--as-of", files.as_of.isoformat()]
-        last, seconds, peak = median_run(argv, repeat)
+        last, median = median_run(argv, repeat)
         if last.returncode:
             figures.append(failed(step, backend.name, last))
             continue
-        figures.append(Figure(step, backend.name, seconds, peak))
+        figures.append(dataclasses.replace(median, step=step, backend=backend.name))
         if step == "ask correlate":
             rho = {m["metric"]: m.get("arr_rho") for m in json.loads(last.stdout)["metrics"]}
     return figures, rho
@@ -265,10 +272,10 @@ def bench_backend(backend: Backend, files: company.CompanyFiles, config: Path,
 
 def _import_figure(step: str, backend: str, result: Run, rows: int) -> Figure:
     if result.returncode == 2 and "invalid choice" in result.stderr:
-        return Figure(step, backend, None, None, rows, "not in this version of valuemetric")
+        return Figure(step, backend, None, None, rows, note="not in this version of valuemetric")
     if result.returncode:
         return failed(step, backend, result)
-    return Figure(step, backend, result.seconds, result.peak_mb, rows)
+    return Figure(step, backend, result.seconds, result.peak_mb, rows, result.cpu_seconds)
 
 
 def bench_reference(files: company.CompanyFiles, directory: Path,
@@ -279,21 +286,26 @@ def bench_reference(files: company.CompanyFiles, directory: Path,
     if loaded.returncode:
         return [failed("duckdb: load the CSV files", "duckdb", loaded)], {}
     figures = [Figure("duckdb: load the CSV files", "duckdb", loaded.seconds, loaded.peak_mb,
-                      sum(files.rows[k] for k in IMPORTS))]
-    last, seconds, peak = median_run(
+                      sum(files.rows[k] for k in IMPORTS), loaded.cpu_seconds)]
+    last, median = median_run(
         [*module, "correlate", str(database), "--as-of", files.as_of.isoformat()], repeat)
     database.unlink(missing_ok=True)
     if last.returncode:
         return [*figures, failed("duckdb: correlate", "duckdb", last)], {}
-    return [*figures, Figure("duckdb: correlate", "duckdb", seconds, peak)], json.loads(last.stdout)
+    return ([*figures, dataclasses.replace(median, step="duckdb: correlate", backend="duckdb")],
+            json.loads(last.stdout))
 
 
 def ratio(figure: Figure, reference: Figure | None, *, per_row: bool = False) -> str:
+    """Wall-time ratio to the reference (and CPU-time ratio, steadier on a busy machine)."""
     if figure.seconds is None or reference is None or not reference.seconds:
         return ""
     if per_row:  # a throughput ratio: valuemetric's rows/s over the engine's
         return f"{reference.seconds / figure.seconds:.2f}x engine rows/s"
-    return f"{figure.seconds / reference.seconds:.1f}x {reference.backend}"
+    text = f"{figure.seconds / reference.seconds:.1f}x {reference.backend}"
+    if figure.cpu_seconds and reference.cpu_seconds:
+        text += f" (CPU {figure.cpu_seconds / reference.cpu_seconds:.1f}x)"
+    return text
 
 
 def report(figures: list[Figure], accounts: int, files: company.CompanyFiles, repeat: int,
@@ -304,7 +316,8 @@ def report(figures: list[Figure], accounts: int, files: company.CompanyFiles, re
           + f" rows; as of {files.as_of}; median of {repeat} run(s); {os.cpu_count()} cores")
     for note in notes:
         print(f"note: {note}")
-    print(f"\n{'step':<34} {'backend':<11} {'seconds':>8} {'rows/s':>10} {'peak MB':>8}  vs")
+    print(f"\n{'step':<34} {'backend':<11} {'seconds':>8} {'CPU s':>7} {'rows/s':>10} "
+          f"{'peak MB':>8}  vs")
     for f in figures:
         reference: Figure | None = None
         per_row = False
@@ -317,10 +330,11 @@ def report(figures: list[Figure], accounts: int, files: company.CompanyFiles, re
         elif f.backend == "postgresql":
             reference = by.get((f.step, "sqlite"))
         seconds = "-" if f.seconds is None else f"{f.seconds:8.2f}"
+        cpu = "" if f.cpu_seconds is None else f"{f.cpu_seconds:7.2f}"
         rate = f"{f.rows / f.seconds:,.0f}" if f.rows and f.seconds else ""
         peak = "" if f.peak_mb is None else f"{f.peak_mb:,.0f}"
         compared = ratio(f, reference, per_row=per_row)
-        print(f"{f.step:<34} {f.backend:<11} {seconds:>8} {rate:>10} {peak:>8}  "
+        print(f"{f.step:<34} {f.backend:<11} {seconds:>8} {cpu:>7} {rate:>10} {peak:>8}  "
               f"{compared or f.note}")
 
     if "duckdb" in rho:
