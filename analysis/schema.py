@@ -104,6 +104,7 @@ deliveries = Table(
     Column("action", String(32), nullable=True),  # alerts: snoozed | done | not_a_fit
     Column("action_reason", Text, nullable=True),
     Column("action_user", String(64), nullable=True),
+    Column("parts", Integer, nullable=True),  # digest: messages in its thread, headline included
     UniqueConstraint("kind", "channel", "period", name="uq_deliveries_kind_channel_period"),
 )
 

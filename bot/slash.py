@@ -19,11 +19,17 @@ from bot.render import escape_mrkdwn
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+BUSY = "valuemetric is busy answering other questions; please try again in a minute."
+
+
+def unescape_slack(text: str) -> str:
+    """Slack sends ``&``, ``<`` and ``>`` in command text as HTML entities."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 @dataclass(frozen=True)
 class SlashRequest:
-    text: str
+    text: str  # as the user typed it (unescaped)
     user_id: str
     channel_id: str
     response_url: str
@@ -47,6 +53,15 @@ def _chart(context: reports.Context, metric: str) -> bytes | None:
 
     proxies = context.correlation.get(metric).alignment.proxies
     return threshold_chart(metric, proxies, context.thresholds(metric))
+
+
+def handle(request: SlashRequest, services: Services) -> None:
+    """The work after the ack, on a worker: access check, then the answer."""
+    denial = services.access.denial(request.user_id, request.channel_id)
+    if denial:
+        services.sender.respond(request.response_url, to_message(denial))
+        return
+    answer(request, services)
 
 
 def answer(request: SlashRequest, services: Services) -> None:

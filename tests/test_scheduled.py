@@ -80,8 +80,11 @@ def test_digest_is_posted_once_when_the_job_runs_twice(settings: Settings,
     assert call.body["channel"] == "CDIGEST"
     check_block_kit_limits(call.body)
     (row,) = ledger.latest(jobs.engine, "digest", "CDIGEST")
-    assert row.state == "sent" and row.ts == "1700000000.000001"
+    (message,) = fake.posted("CDIGEST")
+    assert row.state == "sent" and row.ts == message["ts"]
     assert row.period == "2026-01-05T09:00:00+00:00"
+    assert message["metadata"] == {"event_type": "valuemetric_delivery",
+                                   "event_payload": {"delivery": row.id}}
 
 
 def test_three_instances_sharing_one_database_post_once(settings: Settings,
@@ -151,15 +154,29 @@ def test_weekly_trigger_keeps_local_time_across_dst(zone: str, days: tuple[str, 
     assert tuple(t.astimezone(dt.UTC).hour for t in times) == utc_hours
 
 
-def test_connection_reset_after_slack_accepted_ends_unknown_not_twice(
+def test_connection_reset_after_slack_accepted_is_found_in_the_channel_not_posted_twice(
         settings: Settings, fake: FakeSlack) -> None:
     jobs = jobs_for(settings, fake)
-    fake.fail_next("/api/chat.postMessage", 0)
+    fake.fail_next("/api/chat.postMessage", 0)  # posted, then the answer is lost
     assert jobs.post_digest(NOW) == "unknown"
-    assert jobs.post_digest(NOW) == "already claimed"
-    assert len(fake.calls_to("/api/chat.postMessage")) == 1
     (row,) = ledger.latest(jobs.engine, "digest", "CDIGEST", state="unknown")
     assert row.ts is None
+    assert jobs.post_digest(NOW + dt.timedelta(minutes=1)) == "sent"  # found by its metadata
+    assert len(fake.calls_to("/api/chat.postMessage")) == 1
+    (history,) = fake.calls_to("/api/conversations.history")
+    assert history.body["include_all_metadata"] in ("1", "true", True)
+    (message,) = fake.posted("CDIGEST")
+    (row,) = ledger.latest(jobs.engine, "digest", "CDIGEST")
+    assert row.ts == message["ts"]
+
+
+def test_connection_dropped_before_slack_handled_it_is_posted_by_the_next_run(
+        settings: Settings, fake: FakeSlack) -> None:
+    jobs = jobs_for(settings, fake)
+    fake.drop_next("/api/chat.postMessage")
+    assert jobs.post_digest(NOW) == "unknown"  # the request was written: it may be posted
+    assert jobs.post_digest(NOW + dt.timedelta(minutes=1)) == "sent"
+    assert len(fake.posted("CDIGEST")) == 1
 
 
 def test_refused_post_is_failed_and_claimed_again_later(settings: Settings,
@@ -380,7 +397,7 @@ def test_alert_buttons_store_the_choice_and_update_the_message(
     try:
         for k, (post_call, choice) in enumerate(zip(posts, ["snooze", "not_a_fit"],
                                                     strict=True)):
-            ts = f"1700000000.{k + 1:06d}"
+            ts = fake.posted("CALERT")[k]["ts"]
             actions_block = post_call.body["blocks"][-1]
             if choice == "snooze":
                 element = actions_block["elements"][0]
