@@ -103,10 +103,14 @@ def generate(directory: Path, n_accounts: int = 50_000, seed: int = 0,
     signup_week = rng.integers(0, WEEKS - 2, n)
     signup_offset = rng.integers(0, 7, n)  # days before that Monday's snapshot
     team = np.clip(np.round(rng.lognormal(np.log(9), 0.8, n)), 1, 300)
-    target_users = np.maximum(1, np.round(team * rng.beta(2.2, 2.0, n)))
-    target_integrations = np.minimum(rng.poisson(2.2, n), 10)
-    integration_rate = rng.uniform(0.08, 0.4, n)
+    # Adoption: a share of the team signs in, half of it by the second week (a half-life
+    # curve), and the adopting team grows a little every week after the first month.
+    adopters = np.maximum(1.0, np.round(team * rng.beta(2.2, 2.0, n)))
+    half_life = rng.uniform(0.7, 2.0, n)
     team_growth = rng.normal(0.004, 0.004, n)
+    # Integrations: connected one at a time, every 1 / pace weeks, up to the account's need.
+    integrations_needed = np.minimum(rng.poisson(2.2, n), 10)
+    integration_pace = rng.uniform(0.08, 0.4, n)
     api_per_integration = rng.lognormal(np.log(900), 0.6, n)
     report_rate = rng.lognormal(np.log(0.25), 0.9, n)  # reports a week
     engaged = report_rate > 0.3
@@ -114,10 +118,8 @@ def generate(directory: Path, n_accounts: int = 50_000, seed: int = 0,
         np.searchsorted([5, 15, 40], team, side="left")]
 
     plan = np.searchsorted([5, 15, 40], team, side="left")
-    seats = np.ceil(target_users * 1.1)
+    seats = np.ceil(adopters * 1.1)
     churn_week = np.full(n, -1)
-    users = np.zeros(n)
-    integrations = np.zeros(n)
     projects = np.zeros(n)
     early_sum = np.zeros(n)
 
@@ -128,13 +130,11 @@ def generate(directory: Path, n_accounts: int = 50_000, seed: int = 0,
     for w in range(weeks):
         age = w - signup_week
         active = (age >= 0) & (churn_week < 0)
-        ramp = 1 - np.exp(-(age + 1) / 2.0)
-        target_users = np.where(active & (age >= 4), target_users * (1 + team_growth),
-                                target_users)
-        users = np.where(active, np.maximum(
-            0, np.round(target_users * ramp + rng.normal(0, 0.6, n))), users)
-        grow = active & (integrations < target_integrations) & (rng.random(n) < integration_rate)
-        integrations = np.where(grow, integrations + 1, integrations)
+        weeks_in = np.maximum(age + 1, 0)
+        adopted = (adopters * (1 - 0.5 ** (weeks_in / half_life))
+                   * (1 + team_growth) ** np.maximum(age - 4, 0))
+        users = np.clip(np.round(adopted + rng.normal(0, 0.6, n)), 0, None)
+        integrations = np.minimum(integrations_needed, np.floor(weeks_in * integration_pace))
         projects = np.where(active, projects + rng.poisson(0.05 + 0.03 * users), projects)
         early_sum = np.where(active & (age < 4), early_sum + users, early_sum)
         api_calls = np.round(integrations * api_per_integration * rng.lognormal(0, 0.5, n)
@@ -173,8 +173,7 @@ def generate(directory: Path, n_accounts: int = 50_000, seed: int = 0,
               for s, o in zip(signup_week, signup_offset, strict=True)]
     churn = ["" if c < 0 else (mondays[c] + dt.timedelta(days=3)).isoformat() for c in churn_week]
     pd.DataFrame({"account_id": ids,
-                  "name": [f"{_WORDS[i % len(_WORDS)]} {_SUFFIXES[(i // 7) % len(_SUFFIXES)]} "
-                           f"{i + 1}" for i in range(n)],
+                  "name": [f"{_NAMES[i % len(_NAMES)]} {i + 1}" for i in range(n)],
                   "plan": np.array(PLANS, dtype=object)[plan],
                   "signup_date": signup, "churn_date": churn}).to_csv(files.accounts, index=False)
     files.rows["accounts"] = n
@@ -275,9 +274,9 @@ def _month_end(first: dt.date, months: int) -> dt.date:
     return (pd.Timestamp(first) + pd.offsets.MonthEnd(months)).date()
 
 
-_WORDS = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne",
-          "Tyrell", "Soylent", "Cyberdyne", "Wonka", "Gringotts")
-_SUFFIXES = ("Labs", "Systems", "Analytics", "Cloud", "Works", "Group", "AI", "Co")
+_NAMES = ("Northwind", "Contoso", "Fabrikam", "Tailspin Toys", "Litware", "Adatum",
+          "Proseware", "Woodgrove Bank", "Fourth Coffee", "Wingtip", "Lucerne Publishing",
+          "Alpine Ski House", "Coho Winery", "Margie's Travel", "Blue Yonder")
 
 
 def main() -> None:
