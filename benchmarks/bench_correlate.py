@@ -87,12 +87,13 @@ def run_valuemetric(path: Path) -> dict[str, float]:
     from analysis.dataset import load_dataset
     from analysis.db import make_engine
     from analysis.params import AnalysisSettings
+    from analysis.sources import imported
 
     params = AnalysisSettings()
     engine = make_engine(f"sqlite:///{path}")
     t0 = time.perf_counter()
     with engine.connect() as conn:
-        ds = load_dataset(conn, [Metric(m) for m in METRICS], params)
+        ds = load_dataset(imported(conn), [Metric(m) for m in METRICS], params)
     t1 = time.perf_counter()
     result = correlate(ds, params)
     t2 = time.perf_counter()
