@@ -256,7 +256,7 @@ def _currencies(source: Source) -> list[Finding]:
     shown = ", ".join(c or "(blank = revenue.currency)" for c in codes)
     return [Finding("mixed_currencies", WARNING,
                     f"invoices are in {len(codes)} currencies ({shown}); they are converted "
-                    "with [revenue] rates, so check those rates", len(codes), tuple(codes))]
+                    "with [revenue] rates, so check those rates", len(codes))]
 
 
 def _future(source: Source, today: dt.date) -> list[Finding]:
