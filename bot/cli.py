@@ -28,6 +28,7 @@ from analysis.imports import (
     import_csv,
     parse_columns,
 )
+from analysis.sources import DataSources, SourceError
 from bot.commands import UsageError
 from bot.config import ConfigError, DatabaseSettings, Secrets, Settings, load_settings
 from bot.sender import SecretRedactor
@@ -178,12 +179,44 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from bot import reports
+
+    settings = _settings(args)
+    engine = make_engine(settings.database.url)
+    ensure_schema(engine)
+    result = reports.Context.load(engine, settings, _date_arg(args.as_of)).data_check
+    if args.format == "json":
+        print(json.dumps({"as_of": str(result.as_of) if result.as_of else None,
+                          "source": result.source, "active_accounts": result.active_accounts,
+                          "findings": [dataclasses.asdict(f) for f in result.findings]},
+                         indent=2))
+    else:
+        print(result.summary)
+        for finding in sorted(result.findings, key=lambda f: f.severity != "problem"):
+            examples = f" (e.g. {', '.join(finding.examples)})" if finding.examples else ""
+            print(f"{finding.severity}: {finding.message}{examples}")
+    return EXIT_ERROR if result.problems else 0
+
+
+def _check_source_sql(settings: Settings, engine: Engine) -> None:
+    """Start-up check of the [source] SQL: each query runs with LIMIT 0 (SourceError names
+    the query and the column)."""
+    sources = DataSources(engine, settings.source, revenue=settings.revenue)
+    if sources.queries():
+        with sources.connect():
+            pass
+
+
 def _jobs(settings: Settings) -> Jobs:
     from bot.jobs import Jobs
     from bot.sender import Sender, make_web_client
 
     engine = make_engine(settings.database.url)
     ensure_schema(engine)
+    _check_source_sql(settings, engine)
     return Jobs(engine, settings, Sender(make_web_client(Secrets.from_env().bot_token)))
 
 
@@ -322,6 +355,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     render.alert_renderer(settings).validate()  # a broken template stops start-up
     engine = make_engine(settings.database.url)
     ensure_schema(engine)
+    _check_source_sql(settings, engine)
     _check_token()
     _configure_logging(secrets)
     app = create_app(settings, secrets, engine)
@@ -421,6 +455,17 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--format", choices=("text", "json"), default="text")
     alerts.set_defaults(func=cmd_alerts)
 
+    check = sub.add_parser("check", parents=[common], help="check the data before analysing it",
+                           description="Runs each [source] query with LIMIT 0, then looks for "
+                           "revenue gaps at the as-of date, accounts without usage, gaps in "
+                           "a metric's series, usage outside an account's life, unknown "
+                           "accounts, mixed currencies and future dates. Exit 1 when a problem "
+                           "would make answers wrong, 0 with warnings otherwise.")
+    check.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: the latest date usage "
+                       "and revenue are both complete)")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.set_defaults(func=cmd_check)
+
     schedule = sub.add_parser("schedule", parents=[common], help="run only the scheduler "
                               "(digest and alerts)")
     schedule.set_defaults(func=cmd_schedule)
@@ -483,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportRejected as exc:
         print(exc.describe(), file=sys.stderr)
         return EXIT_ERROR
-    except (ConfigError, DatabaseError, NoData, _alert_template_error()) as exc:
+    except (ConfigError, DatabaseError, NoData, SourceError, _alert_template_error()) as exc:
         print(f"valuemetric: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # e.g. `valuemetric manifest | head`

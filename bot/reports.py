@@ -27,17 +27,20 @@ from analysis.alerts import (
     evaluate,
 )
 from analysis.catalog import Metric, resolve_catalog
+from analysis.checks import DataCheck, run_checks
 from analysis.correlate import Correlation, correlate
 from analysis.customer import Customer, describe_customer
 from analysis.dataset import Dataset, NoData, load_dataset
 from analysis.recommend import Recommendation, recommend
 from analysis.segments import SegmentComparison, compare_segments
 from analysis.simulate import Simulation, simulate
+from analysis.sources import DataSources
 from analysis.thresholds import Thresholds, find_all_thresholds
 from bot.commands import COMMANDS, Command, UsageError, suggestion, usage_line
 from bot.config import Settings
 
-__all__ = ["Context", "Digest", "NoData", "PostedAlert", "Report", "answer", "build_digest"]
+__all__ = ["Context", "Digest", "NoData", "PostedAlert", "Report", "answer", "build_digest",
+           "data_warnings"]
 
 
 @dataclass(frozen=True)
@@ -126,11 +129,17 @@ class Context:
         self.settings = settings
         self.catalog = catalog
         self.requested_as_of = as_of
+        # the analysed data: [source] SQL or the imported tables (the ledger stays in engine)
+        self.sources = DataSources(engine, settings.source, revenue=settings.revenue,
+                                   catalog=catalog)
 
     @classmethod
     def load(cls, engine: Engine, settings: Settings, as_of: dt.date | None = None) -> Context:
-        with engine.connect() as conn:
-            in_data = [] if settings.metrics else features.metrics_in_data(conn)
+        in_data: list[str] = []
+        if not settings.metrics:
+            with DataSources(engine, settings.source,
+                             revenue=settings.revenue).connect() as source:
+                in_data = features.metrics_in_data(source)
         return cls(engine, settings, resolve_catalog(settings.metrics, in_data), as_of)
 
     def names(self) -> list[str]:
@@ -138,8 +147,14 @@ class Context:
 
     @functools.cached_property
     def dataset(self) -> Dataset:
-        with self.engine.connect() as conn:
-            return load_dataset(conn, self.catalog, self.settings.analysis, self.requested_as_of)
+        with self.sources.connect() as source:
+            return load_dataset(source, self.catalog, self.settings.analysis, self.requested_as_of)
+
+    @functools.cached_property
+    def data_check(self) -> DataCheck:
+        """Data problems at the requested as-of date (the default as-of when none)."""
+        return run_checks(self.sources, self.names(), self.settings.analysis.window_days,
+                          self.requested_as_of or self.settings.analysis.as_of)
 
     @functools.cached_property
     def correlation(self) -> Correlation:
@@ -158,8 +173,8 @@ class Context:
     def all_thresholds(self) -> dict[str, Thresholds]:
         """Every metric's thresholds: one BH family across metrics and threshold kinds."""
         windows = self.dataset.windows
-        with self.engine.connect() as conn:
-            increases = features.increase_panel(conn, self.names(), windows.window_days,
+        with self.sources.connect() as source:
+            increases = features.increase_panel(source, self.names(), windows.window_days,
                                                 windows.as_of)
         return find_all_thresholds(self.dataset, self.correlation, increases,
                                    self.settings.analysis)
@@ -202,8 +217,8 @@ class Context:
         """Crossings as of the data's date, against the stored alert state (read only)."""
         ds = self.dataset
         rules = self.alert_rules()
-        with self.engine.connect() as conn:
-            previous = features.levels_at(conn, self.names(),
+        with self.sources.connect() as source:
+            previous = features.levels_at(source, self.names(),
                                           ds.windows.as_of - dt.timedelta(days=7),
                                           ds.windows.window_days)
         states = {key: PriorState(s.armed, s.crossings, s.snoozed_until)
@@ -227,10 +242,10 @@ class Context:
         last = ds.windows.as_of - dt.timedelta(days=horizon_days)
         dates = [last - dt.timedelta(weeks=k) for k in range(weeks)][::-1]
         metrics = sorted({r.metric for r in rules})
-        with self.engine.connect() as conn:
-            levels = {d: features.levels_at(conn, metrics, d, ds.windows.window_days)
+        with self.sources.connect() as source:
+            levels = {d: features.levels_at(source, metrics, d, ds.windows.window_days)
                       for d in dates}
-            increases = features.mrr_increases(conn)
+            increases = features.mrr_increases(source, ds.windows.as_of)
         results = tuple(
             backtest(rule, {d: frame[rule.metric] for d, frame in levels.items()},
                      ds.accounts["plan"], increases, self.settings.alerts.hysteresis,
@@ -250,6 +265,12 @@ class Context:
         """Statistics of the last digest posted to ``channel``."""
         sent = ledger.latest(self.engine, "digest", channel) if channel else []
         return json.loads(sent[0].summary) if sent and sent[0].summary else None
+
+
+def data_warnings(ctx: Context) -> tuple[str, ...]:
+    """The data checks' findings as lines, problems first: what the digest and `recommend`
+    lead with (empty when the data is clean)."""
+    return ctx.data_check.warnings
 
 
 def answer(ctx: Context, command: Command) -> Report:
@@ -294,8 +315,8 @@ def build_digest(ctx: Context, channel: str | None, now: dt.datetime | None = No
     if not lead:  # nothing recommended: show the strongest ARR correlates instead
         ranked = sorted(ctx.correlation.metrics, key=lambda m: -(m.arr.value or 0))
         lead = [m.metric.name for m in ranked[:leading]]
-    with ctx.engine.connect() as conn:
-        newest = features.latest_usage_date(conn, ctx.names()) or ds.windows.as_of
+    with ctx.sources.connect() as source:
+        newest = features.latest_usage_date(source, ctx.names()) or ds.windows.as_of
     # Alerts run hourly, so by digest time this week's crossings are mostly posted already:
     # the digest shows those from the ledger beside any still pending.
     posted = tuple(p for p in ctx.recent_alerts(limit=1000, since=now - dt.timedelta(days=7))
