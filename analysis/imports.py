@@ -250,6 +250,7 @@ def _events(frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
         "timestamp": _timestamps(frame, "timestamp", checks),
         "account_id": _required_text(frame, "account_id", checks),
         "user_id": frame["user_id"],
+        "occurrences": np.ones(len(frame), dtype=np.int64),  # merging repeats counts these
         "value": value,
     })
 
@@ -473,10 +474,8 @@ def _chunks(path: Path, compression: _Compression, layout: _Layout
 # -- the database side ----------------------------------------------------------------------
 
 def _stage_table(kind: _Kind) -> Table:
-    columns: list[Column[Any]] = [
-        Column(c.name, c.type, nullable=True) for c in kind.table.columns if c.name not in
-        kind.merged or kind.merged[c.name] == "sum"
-    ]
+    columns: list[Column[Any]] = [Column(c.name, c.type, nullable=True)
+                                  for c in kind.table.columns]
     columns += [Column(c.name, c.type) for c in kind.extra_stage_columns]
     columns.append(Column(RECORD, Integer, nullable=False))
     return Table(f"vm_stage_{uuid.uuid4().hex[:12]}", MetaData(), *columns,
@@ -546,14 +545,15 @@ def _duplicates(conn: Connection, kind: _Kind, stage: Table) -> tuple[list[Probl
     return problems, len(dupes)
 
 
-def _source(conn: Connection, kind: _Kind, stage: Table, rows: int) -> tuple[Table, bool, int]:
+def _source(conn: Connection, kind: _Kind, stage: Table, rows: int, repeats: bool
+            ) -> tuple[Table, bool, int]:
     """The rows to write, whether they are already in key order, and how many there are.
 
-    Kinds that merge repeated keys get them merged once, into a second temporary table
-    (its rows come out of GROUP BY in key order on SQLite), which both the counting
-    query and the upsert then read.
+    When keys repeat in a kind that merges them, they are merged once, into a second
+    temporary table (its rows come out of GROUP BY in key order on SQLite), which both the
+    counting query and the upsert then read. Without repeats the staged rows are final.
     """
-    if not kind.merged:
+    if not (kind.merged and repeats):
         return stage, False, rows
     keys = [stage.c[k] for k in kind.keys]
     merged_values = [(func.count() if how == "count" else func.sum(stage.c[name])).label(name)
@@ -640,9 +640,10 @@ def _lock_for_writing(conn: Connection, kind: _Kind, progress: Progress | None) 
                 progress("wait", int(time.monotonic() - started))
 
 
-def _write(conn: Connection, kind: _Kind, stage: Table, rows: int) -> tuple[int, int, int]:
+def _write(conn: Connection, kind: _Kind, stage: Table, rows: int, repeats: bool
+           ) -> tuple[int, int, int]:
     """Write the staged rows; returns (distinct keys, existing keys, changed rows)."""
-    source, in_key_order, distinct = _source(conn, kind, stage, rows)
+    source, in_key_order, distinct = _source(conn, kind, stage, rows, repeats)
     if conn.dialect.name == "postgresql":
         inserted, changed = _update_then_insert(conn, kind, source)
         existing = distinct - inserted
@@ -776,7 +777,7 @@ class _Staged:
     rows: int = 0
     problems: list[Problem] = field(default_factory=list)  # lines are record numbers here
     total: int = 0
-    repeated_keys: bool = False  # some key hashes repeat: look for duplicates in SQL
+    repeated_keys: bool = False  # some key hashes repeat: duplicates, or rows to merge
 
 
 def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
@@ -801,9 +802,9 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
             staged.total += checks.total
             found += checks.found
         elif len(frame):
-            if not kind.merged:  # equal keys hash equal: no repeated hash, no duplicate
-                hashes.append(pd.util.hash_pandas_object(frame[kind.keys], index=False)
-                              .to_numpy())
+            # equal keys hash equal: no repeated hash, no repeated key
+            hashes.append(pd.util.hash_pandas_object(frame[kind.keys], index=False)
+                          .to_numpy())
             frame[RECORD] = np.arange(staged.rows, staged.rows + len(frame))
             load(conn, kind, stage, frame)
         staged.rows += len(chunk)
@@ -849,7 +850,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
             staged = _read_and_stage(conn, kind, stage, path, compression, layout,
                                      lambda first: _Checks(first, today, allowed), progress)
             rows, problems, total = staged.rows, staged.problems, staged.total
-            if staged.repeated_keys:
+            if staged.repeated_keys and not kind.merged:
                 with _heartbeat(progress, "check"):
                     problems, total = _duplicates(conn, kind, stage)
             if problems:
@@ -857,7 +858,8 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
                                      total)
             with _heartbeat(progress, "upsert"):
                 dropped = _drop_indexes_for_load(conn, kind, rows)
-                distinct, existing, changed = _write(conn, kind, stage, rows)
+                distinct, existing, changed = _write(conn, kind, stage, rows,
+                                                     staged.repeated_keys)
             with _heartbeat(progress, "index"):
                 for index in dropped:
                     index.create(conn)

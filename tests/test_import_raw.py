@@ -67,6 +67,11 @@ def test_events_merge_repeats_store_utc_and_reimport_changes_nothing(
     again = import_csv(loaded, "events", path, today=TODAY)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
     assert _events(loaded)[0][4:] == (3, 5.0)  # replaced, not added up
+    single = _write(tmp_path / "one.csv", "account_id,user_id,event,timestamp\n"
+                    "a2,u9,login,2024-03-05T00:00:00Z\n")  # no repeats: no merging pass
+    report = import_csv(loaded, "events", single, today=TODAY)
+    assert (report.inserted, report.merged) == (1, 0)
+    assert _events(loaded)[-1] == ("login", dt.datetime(2024, 3, 5), "a2", "u9", 1, None)
 
 
 def test_events_problems_name_line_and_column(loaded: Engine, tmp_path: Path) -> None:
