@@ -41,6 +41,7 @@ fake = test_scheduled.fake
 planted_files = test_scheduled.planted_files
 planted_url = test_scheduled.planted_url
 settings = test_scheduled.settings
+alert_env = test_scheduled.alert_env
 
 REFUSED = b'{"ok": false, "error": "%s"}'
 DEAD_HOST_CLAIMER = "elsewhere:1234:deadbeef"
@@ -481,8 +482,8 @@ def test_a_headline_without_its_replies_is_reported_and_finished(
 
 
 def test_an_alert_whose_crossing_is_gone_is_dropped_not_stuck_and_fires_if_it_returns(
-        alert_env_small: tuple[Path, str, Jobs], fake: FakeSlack) -> None:
-    directory, url, jobs = alert_env_small
+        alert_env: tuple[Path, str, Jobs], fake: FakeSlack) -> None:
+    directory, url, jobs = alert_env
     _add_week(directory, url, 0, {"a0": 3.0, "a1": 3.0})
     _add_week(directory, url, 1, {"a0": 9.0, "a1": 3.0})
     fake.refuse_connections()
@@ -496,14 +497,3 @@ def test_an_alert_whose_crossing_is_gone_is_dropped_not_stuck_and_fires_if_it_re
     _add_week(directory, url, 3, {"a0": 9.5, "a1": 3.0})  # it crosses again: alerted
     assert [o for _, o in jobs.post_alerts(NOW + dt.timedelta(weeks=1))] == ["sent"]
     assert len(fake.posted("CALERT")) == 1
-
-
-@pytest.fixture(params=DATABASES)
-def alert_env_small(request: pytest.FixtureRequest, tmp_path: Path,
-                    fake: FakeSlack) -> Iterator[tuple[Path, str, Jobs]]:
-    with new_database(request.param, tmp_path) as url:
-        config = tmp_path / "config.toml"
-        config.write_text(ALERT_CONFIG)
-        settings = load_settings(config, env={"VALUEMETRIC_DATABASE_URL": url})
-        _alert_dataset(tmp_path, url, {"a0": [], "a1": []})
-        yield tmp_path, url, jobs_for(settings, fake)
