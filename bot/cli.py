@@ -97,12 +97,9 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _currencies(settings: Settings) -> set[str] | None:
-    """Codes invoices may use: [revenue] currency and rates when configured."""
-    revenue = getattr(settings, "revenue", None)
-    if revenue is None:
-        return None
-    return {revenue.currency, *revenue.rates}
+def _currencies(settings: Settings) -> set[str]:
+    """Codes invoices may use: [revenue] currency and those it has rates for."""
+    return {settings.revenue.currency, *settings.revenue.rates}
 
 
 def cmd_import(args: argparse.Namespace) -> int:
