@@ -233,3 +233,19 @@ def test_a_bad_source_query_is_named_by_check_and_ask(tmp_path: Path,
     assert main(["ask", "correlate", "--config", str(config), "--database-url", own]) == 1
     assert "valuemetric: source.accounts: column 'account_id' is missing" in (
         capsys.readouterr().err)
+
+
+def test_check_says_invoices_replace_imported_monthly_revenue(engine: Engine) -> None:
+    _load(engine, [_account("a", D(2024, 1, 1))],
+          usage=[{"account_id": "a", "metric": "seats", "date": AT, "value": 1.0}],
+          revenue=[{"account_id": "a", "month": D(2025, 6, 1), "mrr": 10.0}])
+    before = run_checks(DataSources(engine), ["seats"], 28, today=D(2025, 7, 1))
+    assert "both_revenue_shapes" not in {f.check for f in before.findings}
+    with engine.begin() as conn:
+        conn.execute(insert(schema.invoices), [
+            {"account_id": "a", "period_start": D(2025, 6, 1), "period_end": D(2025, 6, 30),
+             "currency": "", "amount": 30.0}])
+    after = run_checks(DataSources(engine), ["seats"], 28, today=D(2025, 7, 1))
+    assert [f.count for f in after.findings if f.check == "both_revenue_shapes"] == [1]
+    with engine.connect() as conn:
+        assert features.mrr_at(imported(conn), AT).to_dict() == {"a": 30.0}
