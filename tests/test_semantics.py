@@ -249,3 +249,16 @@ def test_check_says_invoices_replace_imported_monthly_revenue(engine: Engine) ->
     assert [f.count for f in after.findings if f.check == "both_revenue_shapes"] == [1]
     with engine.connect() as conn:
         assert features.mrr_at(imported(conn), AT).to_dict() == {"a": 30.0}
+
+
+def test_check_names_a_date_sqlite_cannot_read(tmp_path: Path) -> None:
+    own = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
+    ensure_schema(own)
+    with own.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE orgs (id TEXT, created TEXT)")
+        conn.exec_driver_sql("INSERT INTO orgs VALUES ('a', '2025-01-02'), ('b', 'last week')")
+    settings = SourceSettings(accounts="SELECT id AS account_id, created AS signup_date FROM orgs")
+    result = run_checks(DataSources(own, settings), ["seats"], 28)
+    assert [f.message for f in result.problems] == [
+        "source.accounts: column 'signup_date' must be a date: 'last week' is not one "
+        "(use YYYY-MM-DD or a DATE/TIMESTAMP column)"]
