@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, true
 
-from analysis import features
+from analysis import features, schema
 from analysis.sources import DataSources, Source, SourceError, check_query, to_date
 from analysis.sqldates import as_date
 
@@ -91,6 +91,7 @@ def run_checks(sources: DataSources, metrics: Sequence[str], window_days: int,
             *_series_gaps(source, metrics, as_of),
             *_outside_life(source, as_of),
             *_unknown_accounts(source, as_of),
+            *_both_revenue_shapes(source),
             *_currencies(source),
             *_future(source, today),
         ]
@@ -244,6 +245,18 @@ def _unknown_accounts(source: Source, as_of: dt.date) -> list[Finding]:
             f"{label} come from {{accounts}} account ids that are not in accounts (ignored; "
             "map them in the accounts data or the [source] SQL)")
     return findings
+
+
+def _both_revenue_shapes(source: Source) -> list[Finding]:
+    """Imported invoices replace the imported monthly revenue: say so when both exist."""
+    if source.invoices is not schema.invoices:
+        return []
+    months = source.conn.execute(select(func.count()).select_from(schema.revenue)).scalar()
+    if not months:
+        return []
+    return [Finding("both_revenue_shapes", WARNING,
+                    f"both invoices and {months:,} monthly revenue rows are imported: revenue "
+                    "comes from the invoices only; import one shape per company", int(months))]
 
 
 def _currencies(source: Source) -> list[Finding]:

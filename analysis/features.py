@@ -15,8 +15,9 @@ one row per account (or per account and metric). Choices made here:
 * ``kind = "count"`` (snapshots of counts, or events): a period without a row is zero; the
   level is the total over the exposure per period (the snapshot interval, or the metric's
   ``period``). ``distinct_users`` counts each user once per period, periods ending at hi.
-* The window is never shorter than the data's own snapshot interval (detected from the
-  data), so monthly snapshots get a calendar-month window instead of an empty 28 days.
+* The window is never shorter than a count metric's snapshot interval (detected from the
+  data) or period, so monthly counts get a calendar-month window instead of an empty 28
+  days. States need no widening: the last snapshot holds.
 * MRR at a date is the account's latest monthly revenue not after that date, carried
   forward up to ``revenue.carry_forward_months`` months while the account is active (a month
   not invoiced yet is not MRR 0); 0 without any (e.g. a free plan).
@@ -112,10 +113,13 @@ def snapshot_interval_days(source: Source, metric: str, as_of: dt.date,
     Measured on a fixed sample of accounts (the first ``sample`` ids), which is plenty
     for a median and keeps this an index seek per account on large tables. An event metric
     has no snapshots: its period stands in, so the window holds at least one whole period.
+    A state metric has none (its snapshots, often written only on change, hold anyway).
     """
     defined = source.metric(metric)
     if defined.from_events:
         return float(PERIOD_DAYS[defined.period])
+    if defined.semantics == "state":
+        return None  # a state holds between snapshots: no window needs widening for it
     accounts, usage = source.accounts, source.usage
     sampled = select(accounts.c.account_id).order_by(accounts.c.account_id).limit(sample)
     # the median gap between an account's consecutive snapshots: a week left out of a

@@ -207,6 +207,20 @@ def check_query(conn: Connection, sql: str, key: str) -> None:
             detail = _first_line(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
             raise SourceError(f"source.{key}: column '{col.name}' must be {expected}: "
                               f"{detail}") from exc
+    # SQLite reads a date it cannot parse as NULL instead of failing: look for one
+    columns = query_columns(conn, sql, key)
+    raw = _user_query(sql, columns, key)
+    for name in (c for c in columns if c in _DATE_COLUMNS):
+        try:
+            bad = conn.execute(select(raw.c[name]).where(
+                raw.c[name].is_not(None), as_date(raw.c[name]).is_(None)).limit(1)).first()
+        except SQLAlchemyError as exc:  # PostgreSQL and DuckDB fail on the first bad value
+            conn.rollback()
+            raise SourceError(f"source.{key}: column '{name}' must be a date: "
+                              f"{_first_line(exc)}") from exc
+        if bad is not None:
+            raise SourceError(f"source.{key}: column '{name}' must be a date: {bad[0]!r} is "
+                              "not one (use YYYY-MM-DD or a DATE/TIMESTAMP column)")
 
 
 def _shape_of(conn: Connection, sql: str, key: str) -> Shape:

@@ -94,7 +94,9 @@ def test_early_levels_match_pandas(loaded: tuple[Engine, planted.PlantedFiles]) 
 def test_snapshot_interval_and_window(loaded: tuple[Engine, planted.PlantedFiles]) -> None:
     engine, _ = loaded
     with engine.connect() as conn:
-        assert features.snapshot_interval_days(imported(conn), "seats", planted.AS_OF) == 7
+        counted = imported(conn, [Metric("seats", kind="count")])
+        assert features.snapshot_interval_days(counted, "seats", planted.AS_OF) == 7
+        assert features.snapshot_interval_days(imported(conn), "seats", planted.AS_OF) is None
         assert features.latest_usage_date(imported(conn), ["seats", "clicks"]) == planted.AS_OF
         assert features.metrics_in_data(imported(conn)) == ["clicks", "documents",
                                                             "integrations", "seats"]
@@ -117,11 +119,18 @@ def test_a_monthly_metric_beside_weekly_ones_widens_the_window(
     pd.DataFrame(rows, columns=["account_id", "date", "metric", "value"]).to_csv(monthly,
                                                                                  index=False)
     import_csv(engine, "usage", monthly)
-    catalog = [Metric("seats"), Metric("invoices")]  # the weekly metric first
+    catalog = [Metric("seats"), Metric("invoices", kind="count")]  # the weekly metric first
     with engine.connect() as conn:
         ds = load_dataset(imported(conn, catalog), catalog, AnalysisSettings())
     assert ds.windows.window_days == 31
     # every account active for a month or more had an invoice snapshot in its window
     settled = ds.active[ds.active["tenure_days"] >= 31].index
     assert len(settled) > 50
+    # 3 per month, read per median month length (30 days) over the 31-day window
+    assert np.allclose(ds.current.loc[settled, "invoices"], 3 * 30 / 31)
+    # as a state, the monthly snapshot holds between months: no wider window needed
+    states = [Metric("seats"), Metric("invoices")]
+    with engine.connect() as conn:
+        ds = load_dataset(imported(conn, states), states, AnalysisSettings())
+    assert ds.windows.window_days == 28
     assert (ds.current.loc[settled, "invoices"] == 3).all()

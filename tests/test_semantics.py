@@ -233,3 +233,32 @@ def test_a_bad_source_query_is_named_by_check_and_ask(tmp_path: Path,
     assert main(["ask", "correlate", "--config", str(config), "--database-url", own]) == 1
     assert "valuemetric: source.accounts: column 'account_id' is missing" in (
         capsys.readouterr().err)
+
+
+def test_check_says_invoices_replace_imported_monthly_revenue(engine: Engine) -> None:
+    _load(engine, [_account("a", D(2024, 1, 1))],
+          usage=[{"account_id": "a", "metric": "seats", "date": AT, "value": 1.0}],
+          revenue=[{"account_id": "a", "month": D(2025, 6, 1), "mrr": 10.0}])
+    before = run_checks(DataSources(engine), ["seats"], 28, today=D(2025, 7, 1))
+    assert "both_revenue_shapes" not in {f.check for f in before.findings}
+    with engine.begin() as conn:
+        conn.execute(insert(schema.invoices), [
+            {"account_id": "a", "period_start": D(2025, 6, 1), "period_end": D(2025, 6, 30),
+             "currency": "", "amount": 30.0}])
+    after = run_checks(DataSources(engine), ["seats"], 28, today=D(2025, 7, 1))
+    assert [f.count for f in after.findings if f.check == "both_revenue_shapes"] == [1]
+    with engine.connect() as conn:
+        assert features.mrr_at(imported(conn), AT).to_dict() == {"a": 30.0}
+
+
+def test_check_names_a_date_sqlite_cannot_read(tmp_path: Path) -> None:
+    own = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
+    ensure_schema(own)
+    with own.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE orgs (id TEXT, created TEXT)")
+        conn.exec_driver_sql("INSERT INTO orgs VALUES ('a', '2025-01-02'), ('b', 'last week')")
+    settings = SourceSettings(accounts="SELECT id AS account_id, created AS signup_date FROM orgs")
+    result = run_checks(DataSources(own, settings), ["seats"], 28)
+    assert [f.message for f in result.problems] == [
+        "source.accounts: column 'signup_date' must be a date: 'last week' is not one "
+        "(use YYYY-MM-DD or a DATE/TIMESTAMP column)"]

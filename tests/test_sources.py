@@ -3,6 +3,8 @@ answers as the same data imported into valuemetric's tables, and ``check`` names
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -111,13 +113,8 @@ def imported_answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     db = f"sqlite:///{tmp / 'own.db'}"
     import_company(db, DATA)
     config = _config(tmp, None)
-    capture = pytest.CaptureFixture  # module fixtures cannot use capsys: call main directly
-    del capture
     answers = {}
-    import contextlib
-    import io
-
-    for question in ("correlate", "recommend"):
+    for question in ("correlate", "recommend"):  # capsys is per test: capture stdout here
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             assert main(["ask", question, "--format", "json", "--config", str(config),
