@@ -143,7 +143,8 @@ class _Checks:
 
 def _required_text(frame: pd.DataFrame, column: str, checks: _Checks) -> pd.Series[str]:
     values = frame[column]
-    checks.flag(values == "", column, "missing value", values)
+    checks.flag(pd.Series(~values.to_numpy().astype(bool), index=values.index), column,
+                "missing value", values)
     return values
 
 
@@ -151,9 +152,12 @@ def _dates(frame: pd.DataFrame, column: str, checks: _Checks, *, required: bool 
            future: bool = False) -> pd.Series[str]:
     """ISO dates as YYYY-MM-DD text (how SQLAlchemy's Date is stored on SQLite), or None."""
     text = frame[column]
-    # cache=True parses each distinct date once: exports repeat few dates many times
-    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce", cache=True)
-    blank = text == ""
+    # exports repeat few dates many times: each distinct text is parsed and formatted once
+    codes, distinct = pd.factorize(text.to_numpy())
+    parsed_distinct = pd.to_datetime(pd.Series(distinct, dtype=object), format="%Y-%m-%d",
+                                      errors="coerce")
+    parsed = pd.Series(parsed_distinct.to_numpy()[codes], index=frame.index)
+    blank = pd.Series(~text.to_numpy().astype(bool), index=frame.index)
     checks.flag(parsed.isna() & ~blank, column,
                 lambda v: "bad date " + v.map(repr) + " (expected YYYY-MM-DD)", text)
     if required:
@@ -163,8 +167,10 @@ def _dates(frame: pd.DataFrame, column: str, checks: _Checks, *, required: bool 
                     lambda v: v + f" is in the future (after {checks.latest}): fix the date "
                     "or leave the row out until then", text)
     # written back in canonical form: stored dates compare as text on SQLite
-    canonical = np.datetime_as_string(parsed.to_numpy(dtype="datetime64[D]"), unit="D")
-    return pd.Series(canonical, index=frame.index, dtype=object).where(parsed.notna(), None)
+    canonical = pd.Series(np.datetime_as_string(
+        parsed_distinct.to_numpy(dtype="datetime64[D]"), unit="D"), dtype=object
+    ).where(parsed_distinct.notna(), None).to_numpy()
+    return pd.Series(canonical[codes], index=frame.index, dtype=object)
 
 
 def _timestamps(frame: pd.DataFrame, column: str, checks: _Checks) -> pd.Series[str]:
