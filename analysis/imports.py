@@ -3,7 +3,9 @@
 The file is read in chunks by pandas' C parser and every chunk is validated a column at a
 time (vectorised: no Python loop over rows), including unknown accounts (against the
 account ids read once) and future dates; each clean chunk is bulk-loaded into a temporary
-staging table (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Keys are hashed as they
+staging table (``executemany`` on SQLite, ``COPY`` on PostgreSQL; there, a kind that
+merges nothing is copied straight into its table when that is empty, falling back to
+staging on a constraint violation such as a repeated key). Keys are hashed as they
 pass, and only when two hashes repeat does a SQL query look for the duplicate lines. The
 staged rows are then written in the same transaction: on SQLite by ONE ``INSERT ... SELECT
 ... ON CONFLICT DO UPDATE`` (secondary indexes rebuilt once when the load is at least as big
@@ -520,8 +522,11 @@ def _stage_table(kind: _Kind) -> Table:
 
 
 def _copy_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
-    """PostgreSQL: the chunk through COPY, the server's bulk path."""
+    """PostgreSQL: the chunk through COPY, the server's bulk path (into the staging table,
+    or straight into the table itself, which has no record column)."""
     quote = conn.dialect.identifier_preparer.quote
+    first_record = int(frame[RECORD].iloc[0])
+    frame = frame[[c for c in frame.columns if c in stage.c]]
     names = ", ".join(quote(c) for c in frame.columns)
     # an unquoted empty field is NULL in COPY's CSV format; required text stays ''
     texts = [quote(c.name) for c in kind.table.columns
@@ -533,7 +538,7 @@ def _copy_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame)
                                  ) as copy:
             copy.write(frame.to_csv(header=False, index=False))
     except Exception as exc:  # psycopg's DataError: psycopg is an optional extra
-        refused = _refused_row(exc, first_record=int(frame[RECORD].iloc[0]))
+        refused = _refused_row(exc, first_record=first_record)
         if refused is None:
             raise
         raise refused from None
@@ -692,6 +697,21 @@ def _write(conn: Connection, kind: _Kind, stage: Table, rows: int, repeats: bool
     return distinct, existing, changed
 
 
+class _CopyConflict(Exception):
+    """A file copied straight into its table violates a constraint (e.g. a key repeats):
+    the staged import, which reports such rows by line, takes over."""
+
+
+def _copies_directly(conn: Connection, kind: _Kind) -> bool:
+    """PostgreSQL, a kind that neither merges repeats nor stages extra columns, and an
+    empty table (locked against other writers): the file can be copied straight into the
+    table. Staging it first and inserting it from there costs as much again."""
+    if conn.dialect.name != "postgresql" or kind.merged or kind.extra_stage_columns:
+        return False
+    return conn.execute(select(literal_column("1")).select_from(kind.table).limit(1)
+                        ).first() is None
+
+
 def _drop_indexes_for_load(conn: Connection, kind: _Kind, rows: int) -> list[Index]:
     """SQLite: secondary indexes to drop before a load at least as big as the table.
 
@@ -843,7 +863,12 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
             # equal keys hash equal: no repeated hash, no repeated key
             hashes.append(_key_hashes(frame, kind.keys))
             frame[RECORD] = np.arange(staged.rows, staged.rows + len(frame))
-            load(conn, kind, stage, frame)
+            try:
+                load(conn, kind, stage, frame)
+            except Exception as exc:
+                if str(getattr(exc, "sqlstate", None))[:2] == "23":  # integrity violation
+                    raise _CopyConflict from None
+                raise
         staged.rows += len(chunk)
         if progress:
             progress("read", staged.rows)
@@ -896,9 +921,31 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
         with write_transaction(engine, (lambda s: progress("wait", s)) if progress else None
                                ) as conn, _bulk_session(conn):
             _lock_for_writing(conn, kind, progress)
+            def checks(first: int) -> _Checks:
+                return _Checks(first, today, allowed)
+
+            staged = None
+            if _copies_directly(conn, kind):
+                try:
+                    with conn.begin_nested():
+                        staged = _read_and_stage(conn, kind, kind.table, path, compression,
+                                                 layout, checks, progress)
+                        if staged.total:
+                            raise _CopyConflict  # undo the rows copied before the problem
+                except _CopyConflict:
+                    staged = staged if staged and staged.total else None
+            if staged and not staged.total:
+                warnings += _warnings(conn, kind, kind.table)  # the table holds this file
+                if progress:
+                    progress("commit", None)
+                return ImportReport(
+                    kind=kind_name, path=str(path), rows=staged.rows, inserted=staged.rows,
+                    updated=0, unchanged=0, seconds=time.perf_counter() - started,
+                    warnings=tuple(warnings))
             stage.create(conn)
-            staged = _read_and_stage(conn, kind, stage, path, compression, layout,
-                                     lambda first: _Checks(first, today, allowed), progress)
+            if staged is None:
+                staged = _read_and_stage(conn, kind, stage, path, compression, layout,
+                                         checks, progress)
             rows, problems, total = staged.rows, staged.problems, staged.total
             if staged.repeated_keys and not kind.merged:
                 with _heartbeat(progress, "check"):
