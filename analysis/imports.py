@@ -3,7 +3,9 @@
 The file is read in chunks by pandas' C parser and every chunk is validated a column at a
 time (vectorised: no Python loop over rows), including unknown accounts (against the
 account ids read once) and future dates; each clean chunk is bulk-loaded into a temporary
-staging table (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Keys are hashed as they
+staging table (``executemany`` on SQLite, ``COPY`` on PostgreSQL; there, a kind that
+merges nothing is copied straight into its table when that is empty, falling back to
+staging on a constraint violation such as a repeated key). Keys are hashed as they
 pass, and only when two hashes repeat does a SQL query look for the duplicate lines. The
 staged rows are then written in the same transaction: on SQLite by ONE ``INSERT ... SELECT
 ... ON CONFLICT DO UPDATE`` (secondary indexes rebuilt once when the load is at least as big
@@ -143,7 +145,8 @@ class _Checks:
 
 def _required_text(frame: pd.DataFrame, column: str, checks: _Checks) -> pd.Series[str]:
     values = frame[column]
-    checks.flag(values == "", column, "missing value", values)
+    checks.flag(pd.Series(~values.to_numpy().astype(bool), index=values.index), column,
+                "missing value", values)
     return values
 
 
@@ -151,9 +154,12 @@ def _dates(frame: pd.DataFrame, column: str, checks: _Checks, *, required: bool 
            future: bool = False) -> pd.Series[str]:
     """ISO dates as YYYY-MM-DD text (how SQLAlchemy's Date is stored on SQLite), or None."""
     text = frame[column]
-    # cache=True parses each distinct date once: exports repeat few dates many times
-    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce", cache=True)
-    blank = text == ""
+    # exports repeat few dates many times: each distinct text is parsed and formatted once
+    codes, distinct = pd.factorize(text.to_numpy())
+    parsed_distinct = pd.to_datetime(pd.Series(distinct, dtype=object), format="%Y-%m-%d",
+                                      errors="coerce")
+    parsed = pd.Series(parsed_distinct.to_numpy()[codes], index=frame.index)
+    blank = pd.Series(~text.to_numpy().astype(bool), index=frame.index)
     checks.flag(parsed.isna() & ~blank, column,
                 lambda v: "bad date " + v.map(repr) + " (expected YYYY-MM-DD)", text)
     if required:
@@ -163,8 +169,10 @@ def _dates(frame: pd.DataFrame, column: str, checks: _Checks, *, required: bool 
                     lambda v: v + f" is in the future (after {checks.latest}): fix the date "
                     "or leave the row out until then", text)
     # written back in canonical form: stored dates compare as text on SQLite
-    canonical = np.datetime_as_string(parsed.to_numpy(dtype="datetime64[D]"), unit="D")
-    return pd.Series(canonical, index=frame.index, dtype=object).where(parsed.notna(), None)
+    canonical = pd.Series(np.datetime_as_string(
+        parsed_distinct.to_numpy(dtype="datetime64[D]"), unit="D"), dtype=object
+    ).where(parsed_distinct.notna(), None).to_numpy()
+    return pd.Series(canonical[codes], index=frame.index, dtype=object)
 
 
 def _timestamps(frame: pd.DataFrame, column: str, checks: _Checks) -> pd.Series[str]:
@@ -176,12 +184,43 @@ def _timestamps(frame: pd.DataFrame, column: str, checks: _Checks) -> pd.Series[
     limit = pd.Timestamp(checks.latest, tz="UTC") + pd.Timedelta(days=1)
     checks.flag(parsed >= limit, column, lambda v: v + f" is in the future (after "
                 f"{checks.latest}): fix the clock of the export or leave the row out", text)
-    naive = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    stamped = _whole_seconds(text) if parsed.notna().all() else None
+    if stamped is None:
+        naive = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        stamped = np.datetime_as_string(naive, unit="us").astype("S26")
     # 2024-03-01T08:00:00.000000 -> 2024-03-01 08:00:00.000000: an in-place byte edit
     # (np.char.replace loops in Python)
-    stamped = np.datetime_as_string(naive, unit="us").astype("S26")
     stamped.view(np.uint8).reshape(-1, 26)[:, 10] = ord(" ")
     return pd.Series(stamped.astype(str), index=frame.index, dtype=object)
+
+
+_SECONDS_FORM = b"dddd-dd-ddTdd:dd:dd"  # d: a digit
+_DIGITS = np.array([c == ord("d") for c in _SECONDS_FORM])
+_MARKS = [np.frombuffer(bytes(c for c in form if c != ord("d")), dtype=np.uint8)
+          for form in (_SECONDS_FORM, _SECONDS_FORM.replace(b"T", b" "))]
+
+
+def _whole_seconds(text: pd.Series[str]) -> np.ndarray[Any, Any] | None:
+    """Parsed timestamps all written YYYY-MM-DDTHH:MM:SS (no zone, so already UTC) as S26
+    text with ``.000000`` appended, by byte copies: the usual export form, and formatting
+    parsed values back to text costs several times more. None for any other form."""
+    try:  # one byte more than the form: it is zero unless the value is longer
+        raw = text.to_numpy().astype("S20").view(np.uint8).reshape(-1, 20)
+    except UnicodeEncodeError:
+        return None
+    chars = raw[:, :19]
+    if len(raw) == 0 or raw[:, 19].any():
+        return None
+    digits_ok = ((chars[:, _DIGITS] >= ord("0")) & (chars[:, _DIGITS] <= ord("9"))).all()
+    marks = chars[:, ~_DIGITS]
+    marks_ok = (marks == _MARKS[0]).all(axis=1) | (marks == _MARKS[1]).all(axis=1)
+    if not (digits_ok and marks_ok.all()):
+        return None
+    stamped = np.empty(len(raw), dtype="S26")
+    view = stamped.view(np.uint8).reshape(-1, 26)
+    view[:, :19] = chars
+    view[:, 19:] = np.frombuffer(b".000000", dtype=np.uint8)
+    return stamped
 
 
 def _numbers(frame: pd.DataFrame, column: str, checks: _Checks, *, required: bool = True,
@@ -483,8 +522,11 @@ def _stage_table(kind: _Kind) -> Table:
 
 
 def _copy_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
-    """PostgreSQL: the chunk through COPY, the server's bulk path."""
+    """PostgreSQL: the chunk through COPY, the server's bulk path (into the staging table,
+    or straight into the table itself, which has no record column)."""
     quote = conn.dialect.identifier_preparer.quote
+    first_record = int(frame[RECORD].iloc[0])
+    frame = frame[[c for c in frame.columns if c in stage.c]]
     names = ", ".join(quote(c) for c in frame.columns)
     # an unquoted empty field is NULL in COPY's CSV format; required text stays ''
     texts = [quote(c.name) for c in kind.table.columns
@@ -496,7 +538,7 @@ def _copy_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame)
                                  ) as copy:
             copy.write(frame.to_csv(header=False, index=False))
     except Exception as exc:  # psycopg's DataError: psycopg is an optional extra
-        refused = _refused_row(exc, first_record=int(frame[RECORD].iloc[0]))
+        refused = _refused_row(exc, first_record=first_record)
         if refused is None:
             raise
         raise refused from None
@@ -523,8 +565,9 @@ def _insert_rows(conn: Connection, _kind: _Kind, stage: Table, frame: pd.DataFra
     """SQLite: executemany straight on the driver, no per-row SQLAlchemy processing."""
     placeholders = ", ".join("?" for _ in frame.columns)
     names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in frame.columns)
-    columns = [frame[c].astype(object).where(frame[c].notna(), None).tolist()
-               for c in frame.columns]
+    # missing values are None in text columns and NaN in number columns, which SQLite binds
+    # as NULL: the columns go to the driver as they are
+    columns = [frame[c].tolist() for c in frame.columns]
     conn.exec_driver_sql(f"INSERT INTO {stage.name} ({names}) VALUES ({placeholders})",
                          list(zip(*columns, strict=True)))
 
@@ -652,6 +695,21 @@ def _write(conn: Connection, kind: _Kind, stage: Table, rows: int, repeats: bool
     if source is not stage:
         source.drop(conn)
     return distinct, existing, changed
+
+
+class _CopyConflict(Exception):
+    """A file copied straight into its table violates a constraint (e.g. a key repeats):
+    the staged import, which reports such rows by line, takes over."""
+
+
+def _copies_directly(conn: Connection, kind: _Kind) -> bool:
+    """PostgreSQL, a kind that neither merges repeats nor stages extra columns, and an
+    empty table (locked against other writers): the file can be copied straight into the
+    table. Staging it first and inserting it from there costs as much again."""
+    if conn.dialect.name != "postgresql" or kind.merged or kind.extra_stage_columns:
+        return False
+    return conn.execute(select(literal_column("1")).select_from(kind.table).limit(1)
+                        ).first() is None
 
 
 def _drop_indexes_for_load(conn: Connection, kind: _Kind, rows: int) -> list[Index]:
@@ -803,10 +861,14 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
             found += checks.found
         elif len(frame):
             # equal keys hash equal: no repeated hash, no repeated key
-            hashes.append(pd.util.hash_pandas_object(frame[kind.keys], index=False)
-                          .to_numpy())
+            hashes.append(_key_hashes(frame, kind.keys))
             frame[RECORD] = np.arange(staged.rows, staged.rows + len(frame))
-            load(conn, kind, stage, frame)
+            try:
+                load(conn, kind, stage, frame)
+            except Exception as exc:
+                if str(getattr(exc, "sqlstate", None))[:2] == "23":  # integrity violation
+                    raise _CopyConflict from None
+                raise
         staged.rows += len(chunk)
         if progress:
             progress("read", staged.rows)
@@ -815,6 +877,19 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
         every = np.sort(np.concatenate(hashes))  # a sort: np.unique's hash table is slower
         staged.repeated_keys = bool((every[1:] == every[:-1]).any())
     return staged
+
+
+def _key_hashes(frame: pd.DataFrame, keys: list[str]) -> np.ndarray[Any, Any]:
+    """One hash per row of its key columns; equal keys hash equal."""
+    combined = np.zeros(len(frame), dtype=np.uint64)
+    for name in keys:
+        values = frame[name].to_numpy()
+        # hashing the distinct values once pays off unless most values differ (timestamps)
+        sample = values[:1000]
+        repeats = len(pd.unique(sample)) < len(sample) // 2
+        combined = combined * np.uint64(1_000_003) ^ pd.util.hash_array(values,
+                                                                        categorize=repeats)
+    return combined
 
 
 def import_csv(engine: Engine, kind_name: str, path: str | Path,
@@ -846,9 +921,31 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
         with write_transaction(engine, (lambda s: progress("wait", s)) if progress else None
                                ) as conn, _bulk_session(conn):
             _lock_for_writing(conn, kind, progress)
+            def checks(first: int) -> _Checks:
+                return _Checks(first, today, allowed)
+
+            staged = None
+            if _copies_directly(conn, kind):
+                try:
+                    with conn.begin_nested():
+                        staged = _read_and_stage(conn, kind, kind.table, path, compression,
+                                                 layout, checks, progress)
+                        if staged.total:
+                            raise _CopyConflict  # undo the rows copied before the problem
+                except _CopyConflict:
+                    staged = staged if staged and staged.total else None
+            if staged and not staged.total:
+                warnings += _warnings(conn, kind, kind.table)  # the table holds this file
+                if progress:
+                    progress("commit", None)
+                return ImportReport(
+                    kind=kind_name, path=str(path), rows=staged.rows, inserted=staged.rows,
+                    updated=0, unchanged=0, seconds=time.perf_counter() - started,
+                    warnings=tuple(warnings))
             stage.create(conn)
-            staged = _read_and_stage(conn, kind, stage, path, compression, layout,
-                                     lambda first: _Checks(first, today, allowed), progress)
+            if staged is None:
+                staged = _read_and_stage(conn, kind, stage, path, compression, layout,
+                                         checks, progress)
             rows, problems, total = staged.rows, staged.problems, staged.total
             if staged.repeated_keys and not kind.merged:
                 with _heartbeat(progress, "check"):

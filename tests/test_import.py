@@ -114,6 +114,28 @@ def test_problems_name_file_line_and_column(loaded: Engine, tmp_path: Path, cont
     assert _snapshot(loaded) == before
 
 
+def test_problems_in_a_load_into_an_empty_table_name_their_lines(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PostgreSQL copies a file straight into an empty table: a repeated key (found by the
+    # table's own key, in a later chunk) or a bad row must still reject the file by line
+    monkeypatch.setattr("analysis.imports.CHUNK_ROWS", 100)
+    ensure_schema(engine)
+    import_csv(engine, "accounts", _write(tmp_path / "accounts.csv", ACCOUNTS))
+    lines = _usage_text(300).splitlines()
+    repeated = _write(tmp_path / "repeated.csv", "\n".join([*lines, lines[5]]) + "\n")
+    with pytest.raises(ImportRejected, match=r":302: account_id,metric,date: duplicate key "
+                       r"\(also on line 6\)"):
+        import_csv(engine, "usage", repeated)
+    lines[250] = "a1,2024-03-01,users,many"
+    bad = _write(tmp_path / "bad.csv", "\n".join(lines) + "\n")
+    with pytest.raises(ImportRejected, match=r":251: value: not a number: 'many'"):
+        import_csv(engine, "usage", bad)
+    assert _snapshot(engine)["usage"] == []
+    report = import_csv(engine, "usage", _write(tmp_path / "good.csv", _usage_text(300)))
+    assert (report.inserted, report.updated, report.unchanged) == (300, 0, 0)
+    assert len(_snapshot(engine)["usage"]) == 300
+
+
 def test_only_the_first_twenty_problems_are_listed(loaded: Engine, tmp_path: Path) -> None:
     rows = "".join(f"a1,2024-03-{d:02d},users,x\n" for d in range(1, 29))
     path = _write(tmp_path / "u.csv", "account_id,date,metric,value\n" + rows)

@@ -74,6 +74,31 @@ def test_events_merge_repeats_store_utc_and_reimport_changes_nothing(
     assert _events(loaded)[-1] == ("login", dt.datetime(2024, 3, 5), "a2", "u9", 1, None)
 
 
+def test_events_in_the_plain_form_store_the_same_instants_as_other_forms(
+        loaded: Engine, tmp_path: Path) -> None:
+    # every timestamp YYYY-MM-DDTHH:MM:SS (or with a space) takes a byte-copy path: its
+    # rows must key exactly like the same instants written with a zone
+    plain = _write(tmp_path / "plain.csv", "account_id,user_id,event,timestamp,value\n"
+                   "a1,u1,export,2024-03-01T08:00:00,2\n"
+                   "a1,u1,export,2024-03-01 08:00:00,3\n"
+                   "a2,u9,login,2024-03-04T23:59:59,1\n")
+    report = import_csv(loaded, "events", plain, today=TODAY)
+    assert (report.inserted, report.merged) == (2, 1)
+    zoned = _write(tmp_path / "zoned.csv", "account_id,user_id,event,timestamp,value\n"
+                   "a1,u1,export,2024-03-01T10:00:00+02:00,5\n"
+                   "a2,u9,login,2024-03-04T23:59:59.000Z,1\n")
+    again = import_csv(loaded, "events", zoned, today=TODAY)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 1, 1)
+    assert _events(loaded) == [
+        ("export", dt.datetime(2024, 3, 1, 8), "a1", "u1", 1, 5.0),
+        ("login", dt.datetime(2024, 3, 4, 23, 59, 59), "a2", "u9", 1, 1.0),
+    ]
+    impossible = _write(tmp_path / "bad.csv", "account_id,user_id,event,timestamp\n"
+                        "a1,u1,login,2024-02-30T00:00:00\n")
+    with pytest.raises(ImportRejected, match=r":2: timestamp: bad timestamp '2024-02-30T"):
+        import_csv(loaded, "events", impossible, today=TODAY)
+
+
 def test_events_problems_name_line_and_column(loaded: Engine, tmp_path: Path) -> None:
     path = _write(tmp_path / "events.csv", "account_id,user_id,event,timestamp\n"
                   "a1,u1,login,2024-03-01T10:00:00Z\n"
