@@ -246,6 +246,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_checks
+    from bot.sender import make_web_client
+
+    settings = _settings(args)
+    _require_token()
+    checks = run_checks(make_web_client(Secrets.from_env().bot_token), settings)
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.ok for c in checks) else EXIT_ERROR
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.render import ENV
 
@@ -335,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true", help="do not run the digest and "
                        "alert jobs here (run `valuemetric schedule` elsewhere)")
     serve.set_defaults(func=cmd_serve)
+
+    doctor = sub.add_parser("doctor", parents=[common], help="check the Slack token, scopes "
+                            "and channels, with the fix for each problem")
+    doctor.set_defaults(func=cmd_doctor)
 
     manifest = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
     manifest.add_argument("--request-url", help="HTTP mode: https://HOST/slack/events "

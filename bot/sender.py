@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -143,5 +144,17 @@ class Sender:
             return False
         except OSError as exc:  # the upload URL is a separate host; a chart is not worth a crash
             log.error("chart upload to %s failed: %s", channel, exc)
+            return False
+        return True
+
+    def publish_home(self, user_id: str, view: dict[str, Any]) -> bool:
+        """views.publish: the user's App Home tab."""
+        try:
+            self.client.views_publish(user_id=user_id, view=view)
+        except SlackApiError as exc:
+            log.error("views.publish for %s failed: %s", user_id, exc.response.get("error"))
+            return False
+        except OSError as exc:
+            log.error("views.publish for %s failed: %s", user_id, exc)
             return False
         return True

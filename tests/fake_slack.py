@@ -33,6 +33,8 @@ class FakeSlack:
     server: ThreadingHTTPServer | None = None
     ts_counter: int = 0
     socket_mode_url: str = ""  # what apps.connections.open hands out (Socket Mode tests)
+    scopes: str | None = None  # auth.test's x-oauth-scopes header, when set
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # conversations.info
 
     @property
     def url(self) -> str:
@@ -84,6 +86,13 @@ class FakeSlack:
             return {"ok": True, "upload_url": f"{self.url}/upload/F1", "file_id": "F1"}
         if path == "/api/files.completeUploadExternal":
             return {"ok": True, "files": [{"id": "F1", "title": "chart"}]}
+        if path == "/api/views.publish":
+            view = body["view"] if isinstance(body.get("view"), dict) else json.loads(body["view"])
+            return {"ok": True, "view": {"id": "V1", **view}}
+        if path == "/api/conversations.info":
+            channel = self.channels.get(str(body.get("channel")))
+            return {"ok": True, "channel": channel} if channel else {
+                "ok": False, "error": "channel_not_found"}
         if path.startswith("/api/"):
             return {"ok": False, "error": "unknown_method"}
         return {}
@@ -131,6 +140,8 @@ class FakeSlack:
                     payload = json.dumps(fake._answer(self.path, body)).encode()
                     ctype_out = "application/json"
                 self.send_response(200)
+                if self.path == "/api/auth.test" and fake.scopes is not None:
+                    self.send_header("x-oauth-scopes", fake.scopes)
                 self.send_header("Content-Type", ctype_out)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
