@@ -221,7 +221,7 @@ class Backtest:
 
     @property
     def share_followed(self) -> float | None:
-        return self.followed_by_expansion / self.alerts if self.alerts else None
+        return self.evidence.hit_rate
 
     @property
     def share_caught(self) -> float | None:

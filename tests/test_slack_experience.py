@@ -20,8 +20,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 import bot
 from analysis.alerts import Crossing, Evidence, Rule, backtest
-from analysis.db import ensure_schema, make_engine
-from analysis.imports import import_csv
+from analysis.db import make_engine
 from bot import doctor, glossary, home, reports
 from bot.blocks import MAX_BLOCK_TEXT, block_text_length, to_messages
 from bot.charts import threshold_chart, wilson
@@ -38,8 +37,9 @@ from bot.render import (
     render_text,
 )
 from bot.sender import Sender, make_web_client
-from tests import planted
 from tests.fake_slack import FakeSlack
+from tests.test_slack import planted_db as shared_planted_db  # noqa: F401 (a fixture)
+from tests.test_slack import sign, start_bot
 
 SLACK_TOTAL_TEXT = 12_000
 NASTY = "Tyrell & Co <!channel> @here\nline two\x07 @Everyone"
@@ -74,17 +74,12 @@ def no_markup_leaks(blocks: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def planted_ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[reports.Context]:
-    directory = tmp_path_factory.mktemp("experience")
-    files = planted.generate(directory, seed=1, n=600)
-    url = f"sqlite:///{directory / 'vm.db'}"
-    engine = make_engine(url)
-    ensure_schema(engine)
-    for kind in ("accounts", "usage", "revenue"):
-        import_csv(engine, kind, getattr(files, kind))
-    settings = load_settings(files.config, env={"VALUEMETRIC_DATABASE_URL": url})
+def planted_ctx(request: pytest.FixtureRequest) -> Iterator[reports.Context]:
+    url, config = request.getfixturevalue("shared_planted_db")  # test_slack's database
+    settings = load_settings(config, env={"VALUEMETRIC_DATABASE_URL": url})
     settings = dataclasses.replace(settings, slack=SlackSettings(digest_channel="CDIGEST",
                                                                  alert_channel="CALERT"))
+    engine = make_engine(url)
     yield reports.Context.load(engine, settings)
     engine.dispose()
 
@@ -420,8 +415,6 @@ def test_manifest_enables_home_and_lists_every_subcommand(request_url: str) -> N
 
 def test_app_home_opened_over_signed_http_publishes_the_home_tab(
         planted_ctx: reports.Context, fake: FakeSlack) -> None:
-    from tests.test_slack import sign, start_bot
-
     bot, server = start_bot(planted_ctx.settings, fake)
     try:
         body = json.dumps({
