@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_MS = 30_000
+# How long a writer waits for another one (e.g. a 3-million-row import) before giving up.
+WRITE_LOCK_PATIENCE_S = 600
+_WRITE_LOCK = "valuemetric_write_lock"  # execution option: callable(seconds waited)
 
 
 class DatabaseError(Exception):
@@ -45,13 +53,61 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # SQLAlchemy's documented pysqlite recipe: the driver's implicit BEGIN (always
+            # DEFERRED, so a reader turning writer fails at once on a busy database) is
+            # switched off, and _sqlite_begin below emits BEGIN itself.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.close()
 
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            waiting = conn.get_execution_options().get(_WRITE_LOCK)
+            if waiting is None:
+                conn.exec_driver_sql("BEGIN")
+            else:
+                _begin_immediate(conn.connection.dbapi_connection, waiting)
+
     return engine
+
+
+def _begin_immediate(dbapi_conn: Any, waiting: Callable[[int], None]) -> None:
+    """BEGIN IMMEDIATE: take the write lock now, telling ``waiting`` while another holds it."""
+    started = time.monotonic()
+    dbapi_conn.execute("PRAGMA busy_timeout=2000")
+    try:
+        while True:
+            try:
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                waited = time.monotonic() - started
+                if "locked" not in str(exc) or waited > WRITE_LOCK_PATIENCE_S:
+                    raise DatabaseError(
+                        f"the database is busy: another process has been writing for "
+                        f"{waited:.0f} s ({exc}); try again when it is done") from None
+                waiting(int(waited))
+    finally:
+        dbapi_conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine, waiting: Callable[[int], None] | None = None
+                      ) -> Iterator[Connection]:
+    """A transaction holding the write lock from its first statement.
+
+    On SQLite this is ``BEGIN IMMEDIATE``: two writers never both start and then collide,
+    and a writer queued behind a long import waits for it (calling ``waiting`` with the
+    seconds waited, every couple of seconds) instead of failing after the busy timeout.
+    PostgreSQL locks rows, not the database: a plain transaction.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE_LOCK: waiting or (lambda _seconds: None)})
+        with conn.begin():
+            yield conn
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:

@@ -1,25 +1,39 @@
-"""CSV import of accounts, usage and revenue: streamed, validated, one transaction per file.
+"""CSV import of accounts, usage, revenue, events and invoices: one transaction per file.
 
-The file is parsed and type-checked row by row in Python, written in batches into a
-temporary staging table, and checked there in SQL (duplicate keys, unknown accounts).
-Only a clean file is upserted into the real table, in the same transaction; a bad row
-rejects the whole file and nothing is written. Re-importing a file changes nothing (the
-upsert skips rows whose values are equal); a corrected value replaces the old one.
+The file is read in chunks by pandas' C parser and every chunk is validated column at a
+time (vectorised: no Python loop over rows), then bulk-loaded into a temporary staging
+table (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Checks that span rows
+(duplicate keys, unknown accounts) run in SQL over the staging table, and ONE
+``INSERT ... SELECT ... ON CONFLICT`` statement writes the real table, in the same
+transaction. A bad row rejects the whole file and nothing is written. Re-importing a
+file changes nothing (the upsert skips rows whose values are equal); a corrected value
+replaces the old one. Events and invoices repeating a key are merged (counted and summed)
+instead of rejected, since exports legitimately contain such repeats.
+
+Problems are found per data *record* (the n-th row after the header); only when a file is
+rejected are records mapped back to physical line numbers, by re-reading the file.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import datetime as dt
-import functools
-import math
+import gzip
+import io
+import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal, cast
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import (
     Column,
     Connection,
@@ -27,6 +41,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    String,
     Table,
     and_,
     case,
@@ -36,17 +51,22 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.exc import DBAPIError
 
-from analysis.db import dialect_insert
-from analysis.schema import accounts, revenue, usage
+from analysis.db import DatabaseError, dialect_insert, write_transaction
+from analysis.schema import accounts, events, invoices, revenue, usage
 
 MAX_PROBLEMS = 20
-BATCH_ROWS = 20_000
+CHUNK_ROWS = 250_000
+RECORD = "vm_record"  # staging column: index of the data record in the file (0 = first row)
+
+# (phase, rows done so far or None) -> None; phases: wait, read, check, upsert, commit
+Progress = Callable[[str, "int | None"], None]
 
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    line: int
+    line: int  # 0 = the file as a whole
     column: str
     message: str
 
@@ -61,7 +81,8 @@ class ImportRejected(Exception):
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        lines = [f"{self.path}:{p.line}: {p.column}: {p.message}" for p in self.problems]
+        lines = [f"{self.path}:{p.line}: {p.column}: {p.message}" if p.line
+                 else f"{self.path}: {p.message}" for p in self.problems]
         if self.total > len(self.problems):
             lines.append(f"... and {self.total - len(self.problems)} more problems")
         lines.append(f"{self.path}: rejected, nothing was written; fix the rows above and re-run")
@@ -72,11 +93,12 @@ class ImportRejected(Exception):
 class ImportReport:
     kind: str
     path: str
-    rows: int
+    rows: int  # data rows in the file
     inserted: int
     updated: int
     unchanged: int
     seconds: float
+    merged: int = 0  # rows folded into another row with the same key (events, invoices)
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -84,92 +106,165 @@ class ImportReport:
         return self.rows / self.seconds if self.seconds > 0 else float(self.rows)
 
 
-class _FieldError(Exception):
-    def __init__(self, column: str, message: str) -> None:
-        self.column = column
-        self.message = message
+# -- vectorised validation ------------------------------------------------------------------
+
+class _Checks:
+    """Collects problems of one chunk: the first few per check, and how many in all."""
+
+    def __init__(self, first_record: int, today: dt.date, currencies: frozenset[str] | None
+                 ) -> None:
+        self.first_record = first_record
+        self.latest = today + dt.timedelta(days=1)
+        self.currencies = currencies
+        self.found: list[tuple[int, str, str]] = []  # (record, column, message)
+        self.total = 0
+
+    def flag(self, bad: pd.Series[bool], column: str,
+             message: str | Callable[[pd.Series[str]], pd.Series[str]],
+             values: pd.Series[str]) -> None:
+        count = int(bad.sum())
+        if not count:
+            return
+        self.total += count
+        positions = np.flatnonzero(bad.to_numpy())[:MAX_PROBLEMS]
+        shown = values.iloc[positions]
+        texts = ([message] * len(positions) if isinstance(message, str)
+                 else list(message(shown)))
+        self.found += [(self.first_record + int(p), column, t)
+                       for p, t in zip(positions, texts, strict=True)]
 
 
-@functools.lru_cache(maxsize=65_536)
-def _parse_date(text: str) -> dt.date:
-    # fromisoformat also takes 20240131 and week dates; the contract says YYYY-MM-DD only.
-    if len(text) != 10 or text[4] != "-" or text[7] != "-":
-        raise ValueError(text)
-    return dt.date.fromisoformat(text)
+def _required_text(frame: pd.DataFrame, column: str, checks: _Checks) -> pd.Series[str]:
+    values = frame[column]
+    checks.flag(values == "", column, "missing value", values)
+    return values
 
 
-def _date(row: dict[str, str], column: str, *, required: bool = True) -> dt.date | None:
-    text = (row.get(column) or "").strip()
-    if not text:
-        if required:
-            raise _FieldError(column, "missing date (expected YYYY-MM-DD)")
-        return None
-    try:
-        return _parse_date(text)
-    except ValueError:
-        raise _FieldError(column, f"bad date {text!r} (expected YYYY-MM-DD)") from None
+def _dates(frame: pd.DataFrame, column: str, checks: _Checks, *, required: bool = True,
+           future: bool = False) -> pd.Series[str]:
+    """ISO dates as YYYY-MM-DD text (how SQLAlchemy's Date is stored on SQLite), or None."""
+    text = frame[column]
+    # cache=True parses each distinct date once: exports repeat few dates many times
+    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce", cache=True)
+    blank = text == ""
+    checks.flag(parsed.isna() & ~blank, column,
+                lambda v: "bad date " + v.map(repr) + " (expected YYYY-MM-DD)", text)
+    if required:
+        checks.flag(blank, column, "missing date (expected YYYY-MM-DD)", text)
+    if not future:
+        checks.flag(parsed > pd.Timestamp(checks.latest), column,
+                    lambda v: v + f" is in the future (after {checks.latest}): fix the date "
+                    "or leave the row out until then", text)
+    # written back in canonical form: stored dates compare as text on SQLite
+    canonical = np.datetime_as_string(parsed.to_numpy(dtype="datetime64[D]"), unit="D")
+    return pd.Series(canonical, index=frame.index, dtype=object).where(parsed.notna(), None)
 
 
-def _number(row: dict[str, str], column: str, *, minimum: float | None = None) -> float:
-    text = (row.get(column) or "").strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise _FieldError(column, f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise _FieldError(column, f"not a finite number: {text!r}")
-    if minimum is not None and value < minimum:
-        raise _FieldError(column, f"must be >= {minimum:g}, got {text}")
-    return value
+def _timestamps(frame: pd.DataFrame, column: str, checks: _Checks) -> pd.Series[str]:
+    """ISO-8601 timestamps, with or without an offset, as naive UTC text (SQLAlchemy's form)."""
+    text = frame[column]
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    checks.flag(parsed.isna(), column, lambda v: "bad timestamp " + v.map(repr)
+                + " (expected ISO-8601, e.g. 2024-03-01T12:30:00Z)", text)
+    limit = pd.Timestamp(checks.latest, tz="UTC") + pd.Timedelta(days=1)
+    checks.flag(parsed >= limit, column, lambda v: v + f" is in the future (after "
+                f"{checks.latest}): fix the clock of the export or leave the row out", text)
+    naive = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    stamped = np.char.replace(np.datetime_as_string(naive, unit="us"), "T", " ")
+    return pd.Series(stamped, index=frame.index, dtype=object)
 
 
-def _text(row: dict[str, str], column: str, *, required: bool = True) -> str:
-    text = (row.get(column) or "").strip()
-    if required and not text:
-        raise _FieldError(column, "missing value")
-    return text
+def _numbers(frame: pd.DataFrame, column: str, checks: _Checks, *, required: bool = True,
+             minimum: float | None = None) -> pd.Series[float]:
+    text = frame[column]
+    number = pd.to_numeric(text, errors="coerce")
+    blank = text == ""
+    checks.flag(number.isna() & ~blank, column, lambda v: "not a number: " + v.map(repr), text)
+    checks.flag(np.isinf(number), column, lambda v: "not a finite number: " + v.map(repr), text)
+    if required:
+        checks.flag(blank, column, "missing number", text)
+    if minimum is not None:
+        checks.flag(number < minimum, column, lambda v: f"must be >= {minimum:g}, got " + v,
+                    text)
+    return number
 
 
-def _account_row(row: dict[str, str]) -> dict[str, Any]:
-    signup = _date(row, "signup_date")
-    churn = _date(row, "churn_date", required=False)
-    if churn is not None and signup is not None and churn < signup:
-        raise _FieldError("churn_date", f"{churn} is before signup_date {signup}")
-    return {
-        "account_id": _text(row, "account_id"),
-        "name": _text(row, "name", required=False),
-        "plan": _text(row, "plan", required=False),
-        "signup_date": signup,
-        "churn_date": churn,
-        "owner": _text(row, "owner", required=False) or None,
-    }
+def _accounts(frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
+    signup = _dates(frame, "signup_date", checks)
+    churn = _dates(frame, "churn_date", checks, required=False)
+    early = churn.notna() & signup.notna() & (churn < signup)  # ISO text sorts as dates
+    checks.flag(early, "churn_date",
+                lambda v: v + " is before signup_date " + signup[v.index], frame["churn_date"])
+    owner = frame["owner"] if "owner" in frame else pd.Series("", index=frame.index)
+    return pd.DataFrame({
+        "account_id": _required_text(frame, "account_id", checks),
+        "name": frame["name"], "plan": frame["plan"],
+        "signup_date": signup, "churn_date": churn,
+        "owner": owner.where(owner != "", None),
+    })
 
 
-def _usage_row(row: dict[str, str]) -> dict[str, Any]:
-    return {
-        "account_id": _text(row, "account_id"),
-        "metric": _text(row, "metric"),
-        "date": _date(row, "date"),
-        "value": _number(row, "value"),
-    }
+def _usage(frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
+    return pd.DataFrame({
+        "account_id": _required_text(frame, "account_id", checks),
+        "metric": _required_text(frame, "metric", checks),
+        "date": _dates(frame, "date", checks),
+        "value": _numbers(frame, "value", checks),
+    })
 
 
-def _next_month(month: dt.date) -> dt.date:
-    return dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
-
-
-def _revenue_row(row: dict[str, str]) -> dict[str, Any]:
-    month = _date(row, "month")
-    assert month is not None
-    if month.day != 1:
-        raise _FieldError("month",
-                          f"{month} is not the first day of a month (use {month:%Y-%m}-01)")
-    return {
-        "account_id": _text(row, "account_id"),
+def _revenue(frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
+    month = _dates(frame, "month", checks)
+    checks.flag(month.notna() & (month.str[8:] != "01"), "month",
+                lambda v: v + " is not the first day of a month (use " + v.str[:7] + "-01)",
+                frame["month"])
+    first = pd.to_datetime(month, format="%Y-%m-%d", errors="coerce")
+    following = (first + pd.offsets.MonthBegin(1)).dt.strftime("%Y-%m-%d")
+    return pd.DataFrame({
+        "account_id": _required_text(frame, "account_id", checks),
         "month": month,
-        "mrr": _number(row, "mrr", minimum=0),
-        "next_month": _next_month(month),
-    }
+        "mrr": _numbers(frame, "mrr", checks, minimum=0),
+        "next_month": following,
+    })
+
+
+def _events(frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
+    value = (_numbers(frame, "value", checks, required=False) if "value" in frame
+             else pd.Series(np.nan, index=frame.index))
+    return pd.DataFrame({
+        "event": _required_text(frame, "event", checks),
+        "timestamp": _timestamps(frame, "timestamp", checks),
+        "account_id": _required_text(frame, "account_id", checks),
+        "user_id": frame["user_id"],
+        "value": value,
+    })
+
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def _invoices(frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
+    start = _dates(frame, "period_start", checks)
+    end = _dates(frame, "period_end", checks, future=True)  # annual plans end next year
+    checks.flag(start.notna() & end.notna() & (end < start), "period_end",
+                lambda v: v + " is before period_start " + start[v.index],
+                frame["period_end"])
+    currency = (frame["currency"].str.upper() if "currency" in frame
+                else pd.Series("", index=frame.index))
+    if checks.currencies is not None:
+        known = ", ".join(sorted(checks.currencies))
+        unknown = ~currency.isin(checks.currencies) & (currency != "")
+        checks.flag(unknown, "currency", lambda v: "unknown currency " + v.map(repr)
+                    + f" (known: {known}; add its rate to [revenue] rates)", currency)
+    else:
+        unlike = ~currency.str.fullmatch(_CURRENCY) & (currency != "")
+        checks.flag(unlike, "currency", lambda v: v.map(repr)
+                    + " is not an ISO 4217 code (three letters, e.g. USD)", currency)
+    return pd.DataFrame({
+        "account_id": _required_text(frame, "account_id", checks),
+        "period_start": start, "period_end": end, "currency": currency,
+        "amount": _numbers(frame, "amount", checks),
+    })
 
 
 @dataclass(frozen=True)
@@ -177,7 +272,8 @@ class _Kind:
     table: Table
     required: tuple[str, ...]
     optional: tuple[str, ...]
-    parse: Callable[[dict[str, str]], dict[str, Any]]
+    convert: Callable[[pd.DataFrame, _Checks], pd.DataFrame]
+    merged: Mapping[str, str] = field(default_factory=dict)  # column -> "count" | "sum"
     extra_stage_columns: tuple[Column[Any], ...] = ()
 
     @property
@@ -188,169 +284,284 @@ class _Kind:
     def values(self) -> list[str]:
         return [c.name for c in self.table.columns if not c.primary_key]
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
 
 KINDS: dict[str, _Kind] = {
     "accounts": _Kind(accounts, ("account_id", "name", "plan", "signup_date", "churn_date"),
-                      ("owner",), _account_row),
-    "usage": _Kind(usage, ("account_id", "date", "metric", "value"), (), _usage_row),
-    "revenue": _Kind(revenue, ("account_id", "month", "mrr"), (), _revenue_row,
-                     (Column("next_month", Date),)),
+                      ("owner",), _accounts),
+    "usage": _Kind(usage, ("account_id", "date", "metric", "value"), (), _usage),
+    "revenue": _Kind(revenue, ("account_id", "month", "mrr"), (), _revenue,
+                     extra_stage_columns=(Column("next_month", Date),)),
+    "events": _Kind(events, ("account_id", "user_id", "event", "timestamp"), ("value",), _events,
+                    merged={"occurrences": "count", "value": "sum"}),
+    "invoices": _Kind(invoices, ("account_id", "period_start", "period_end", "amount"),
+                      ("currency",), _invoices, merged={"amount": "sum"}),
 }
 
 
+# -- reading the file -----------------------------------------------------------------------
+
+_Compression = Literal["gzip"] | None
+
+
+class _Unreadable(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def _compression(path: Path) -> _Compression:
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"  # read transparently
+    if magic == b"PK\x03\x04":
+        raise _Unreadable(Problem(0, "file", "is a zip archive, not a CSV file: extract it "
+                                  "first (unzip FILE) and import the CSV inside"))
+    return None
+
+
+def _binary(path: Path, compression: _Compression) -> IO[bytes]:
+    return cast(IO[bytes], gzip.open(path, "rb")) if compression == "gzip" else open(path, "rb")
+
+
+def _first_bad_byte(path: Path, compression: _Compression) -> Problem:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with _binary(path, compression) as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError as exc:
+                return Problem(number, "encoding", f"not UTF-8 text (byte 0x{line[exc.start]:02x}"
+                               f" at character {exc.start + 1}): save the file as UTF-8, e.g. "
+                               "iconv -f latin1 -t utf-8 FILE > FILE.utf8")
+    return Problem(0, "encoding", "not UTF-8 text: save the file as UTF-8")
+
+
+def _text(path: Path, compression: _Compression) -> IO[str]:
+    return io.TextIOWrapper(_binary(path, compression), encoding="utf-8-sig", newline="")
+
+
+def _header(path: Path, compression: _Compression) -> list[str]:
+    try:
+        with _text(path, compression) as fh:
+            return [h.strip() for h in next(csv.reader(fh), [])]
+    except UnicodeDecodeError:
+        raise _Unreadable(_first_bad_byte(path, compression)) from None
+    except (OSError, EOFError) as exc:  # e.g. a truncated gzip file
+        raise _Unreadable(Problem(0, "file", f"cannot be read: {exc}")) from None
+
+
+def _record_lines(path: Path, compression: _Compression, records: set[int]) -> dict[int, int]:
+    """The physical line on which each data record starts (quoted fields may span lines)."""
+    lines: dict[int, int] = {}
+    last = max(records, default=-1)
+    with _text(path, compression) as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        record, start = 0, reader.line_num + 1
+        for fields in reader:
+            if fields:  # blank lines are not records (pandas skips them too)
+                if record in records:
+                    lines[record] = start
+                record += 1
+                if record > last:
+                    break
+            start = reader.line_num + 1
+    return lines
+
+
+def parse_columns(spec: str) -> dict[str, str]:
+    """``ours=theirs,...`` as given to ``--columns``; raises ValueError naming the fix."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise ValueError(f"--columns: {item!r} is not ours=theirs "
+                             "(e.g. --columns account_id=org_id,date=day)")
+        mapping[ours.strip()] = theirs.strip()
+    return mapping
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which columns of the file are read, under which of our names."""
+
+    positions: list[int]  # of the columns read, in the header
+    ours: list[str]
+    ignored: list[str]
+    width: int  # columns in the header
+
+
+def _layout(kind: _Kind, header: list[str], columns: Mapping[str, str]) -> _Layout:
+    problems: list[Problem] = []
+    if not any(header):
+        problems.append(Problem(1, "header", "empty file; expected a header row: "
+                                + ",".join(kind.required)))
+        raise ImportRejected("", problems, len(problems))
+    for ours in columns:
+        if ours not in kind.columns:
+            problems.append(Problem(1, ours, "--columns maps a column this import does not have "
+                                    "(its columns: " + ",".join(kind.columns) + ")"))
+    theirs, ours_read = [], []
+    for ours in kind.columns:
+        name = columns.get(ours, ours)
+        if name in header:
+            theirs.append(name)
+            ours_read.append(ours)
+        elif ours in kind.required:
+            mapped = f" (--columns maps it to {name!r})" if ours in columns else ""
+            problems.append(Problem(1, ours, f"missing column{mapped}; the header has: "
+                                    + ",".join(header)))
+    twice = sorted({h for h in theirs if header.count(h) > 1})
+    if twice:
+        problems.append(Problem(1, "header", "columns appear twice: " + ", ".join(twice)))
+    if problems:
+        raise ImportRejected("", problems, len(problems))
+    return _Layout([header.index(t) for t in theirs], ours_read,
+                   [h for h in header if h not in theirs], len(header))
+
+
+def _chunks(path: Path, compression: _Compression, layout: _Layout
+            ) -> Iterator[pd.DataFrame]:
+    # every column is parsed (usecols would silently drop a row's surplus fields)
+    reader = pd.read_csv(
+        path, compression=compression, encoding="utf-8-sig", index_col=False,
+        dtype=object, keep_default_na=False, na_filter=False, skipinitialspace=True,
+        chunksize=CHUNK_ROWS, engine="c",
+    )
+    try:
+        with reader, warnings.catch_warnings():
+            # surplus fields on the first row are only a warning (and dropped) in pandas
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            for chunk in reader:
+                ours = chunk.iloc[:, layout.positions]
+                ours.columns = pd.Index(layout.ours)
+                yield ours
+    except pd.errors.ParserWarning:
+        raise _Unreadable(Problem(2, "row", f"more fields than the header's {layout.width}")
+                          ) from None
+    except UnicodeDecodeError:
+        raise _Unreadable(_first_bad_byte(path, compression)) from None
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found is None:
+            raise _Unreadable(Problem(0, "file", f"malformed CSV: {exc}")) from None
+        expected, line, saw = found.groups()
+        raise _Unreadable(Problem(int(line), "row", f"expected {expected} fields, got {saw}")
+                          ) from None
+
+
+# -- the database side ----------------------------------------------------------------------
+
 def _stage_table(kind: _Kind) -> Table:
     columns: list[Column[Any]] = [
-        Column(c.name, c.type, nullable=True) for c in kind.table.columns
+        Column(c.name, c.type, nullable=True) for c in kind.table.columns if c.name not in
+        kind.merged or kind.merged[c.name] == "sum"
     ]
     columns += [Column(c.name, c.type) for c in kind.extra_stage_columns]
-    columns.append(Column("line", Integer, nullable=False))
+    columns.append(Column(RECORD, Integer, nullable=False))
     return Table(f"vm_stage_{uuid.uuid4().hex[:12]}", MetaData(), *columns,
                  prefixes=["TEMPORARY"])
 
 
-def _rows(path: Path, kind: _Kind, problems: list[Problem]) -> Iterator[dict[str, Any]]:
-    """Parsed rows with their line numbers; problems are collected, not raised."""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            problems.append(Problem(1, "header", "empty file; expected a header row: "
-                                    + ",".join(kind.required)))
-            return
-        allowed = set(kind.required) | set(kind.optional)
-        for name in header:
-            if name not in allowed:
-                problems.append(Problem(1, name or "(blank)", "unknown column (expected "
-                                        + ",".join(kind.required) + ")"))
-        for name in kind.required:
-            if name not in header:
-                problems.append(Problem(1, name, "missing column"))
-        if len(set(header)) != len(header):
-            problems.append(Problem(1, "header", "a column name appears twice"))
-        if problems:
-            return
-        width = len(header)
-        line = reader.line_num
-        try:
-            for fields in reader:
-                line = reader.line_num
-                if not fields:
-                    continue
-                if len(fields) != width:
-                    problems.append(Problem(line, "row", f"expected {width} fields, got "
-                                            f"{len(fields)}"))
-                    continue
-                try:
-                    parsed = kind.parse(dict(zip(header, fields, strict=True)))
-                except _FieldError as exc:
-                    problems.append(Problem(line, exc.column, exc.message))
-                    continue
-                parsed["line"] = line
-                yield parsed
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(line + 1, "row", f"not UTF-8 text ({exc.reason})"))
-        except csv.Error as exc:
-            problems.append(Problem(reader.line_num, "row", f"malformed CSV: {exc}"))
+def _copy_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
+    """PostgreSQL: the chunk through COPY, the server's bulk path."""
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in frame.columns)
+    # an unquoted empty field is NULL in COPY's CSV format; required text stays ''
+    texts = [quote(c.name) for c in kind.table.columns
+             if isinstance(c.type, String) and not c.nullable]
+    options = "FORMAT csv" + (f", FORCE_NOT_NULL ({', '.join(texts)})" if texts else "")
+    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor, cursor.copy(f"COPY {quote(stage.name)} ({names}) FROM STDIN ({options})"
+                             ) as copy:
+        copy.write(frame.to_csv(header=False, index=False))
 
 
-def _stage(conn: Connection, stage: Table, rows: Iterator[dict[str, Any]],
-           progress: Callable[[int], None] | None) -> int:
-    # The driver's executemany straight away: SQLAlchemy's per-row parameter processing
-    # would cost more than the database's work here.
-    names = [c.name for c in stage.columns]
-    sql = str(stage.insert().compile(dialect=conn.dialect))
-    positional = conn.dialect.positional
-    sqlite_dates = conn.dialect.name == "sqlite"  # stored as ISO text, as SQLAlchemy's Date does
-
-    def encode(row: dict[str, Any]) -> Any:
-        if sqlite_dates:
-            row = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in row.items()}
-        return tuple(row[n] for n in names) if positional else row
-
-    count = 0
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(encode(row))
-        if len(batch) >= BATCH_ROWS:
-            conn.exec_driver_sql(sql, batch)
-            count += len(batch)
-            batch = []
-            if progress:
-                progress(count)
-    if batch:
-        conn.exec_driver_sql(sql, batch)
-        count += len(batch)
-    return count
+def _insert_rows(conn: Connection, _kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
+    """SQLite: executemany straight on the driver, no per-row SQLAlchemy processing."""
+    placeholders = ", ".join("?" for _ in frame.columns)
+    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in frame.columns)
+    columns = [frame[c].astype(object).where(frame[c].notna(), None).tolist()
+               for c in frame.columns]
+    conn.exec_driver_sql(f"INSERT INTO {stage.name} ({names}) VALUES ({placeholders})",
+                         list(zip(*columns, strict=True)))
 
 
-def _check_staged(conn: Connection, kind: _Kind, stage: Table) -> list[Problem]:
-    """Problems only visible across rows: duplicate keys, references to unknown accounts."""
+def _check_staged(conn: Connection, kind: _Kind, stage: Table) -> tuple[list[Problem], int]:
+    """Problems only visible across rows: duplicate keys, references to unknown accounts.
+
+    Lines are data record numbers here; the caller maps them to file lines.
+    """
     problems: list[Problem] = []
-    keys = [stage.c[k] for k in kind.keys]
-    dupes = conn.execute(
-        select(func.min(stage.c.line), func.max(stage.c.line), func.count())
-        .group_by(*keys).having(func.count() > 1)
-        .order_by(func.max(stage.c.line)).limit(MAX_PROBLEMS)
-    ).all()
-    for first, last, n in dupes:
-        more = f" and {n - 2} other lines" if n > 2 else ""
-        problems.append(Problem(last, ",".join(kind.keys),
-                                f"duplicate key (also on line {first}{more})"))
-    if kind.table is not accounts:
-        unknown = conn.execute(
-            select(stage.c.line, stage.c.account_id)
-            .where(~exists().where(accounts.c.account_id == stage.c.account_id))
-            .order_by(stage.c.line).limit(MAX_PROBLEMS)
+    total = 0
+    record = stage.c[RECORD]
+    if not kind.merged:
+        keys = [stage.c[k] for k in kind.keys]
+        dupes = conn.execute(
+            select(func.min(record), func.max(record), func.count())
+            .group_by(*keys).having(func.count() > 1).order_by(func.max(record))
         ).all()
-        for line, account_id in unknown:
+        total += len(dupes)
+        for first, last, n in dupes[:MAX_PROBLEMS]:
+            more = f" and {n - 2} other lines" if n > 2 else ""
+            problems.append(Problem(last, ",".join(kind.keys),
+                                    f"duplicate key (also on line {{{first}}}{more})"))
+    if kind.table is not accounts:
+        unknown = ~exists().where(accounts.c.account_id == stage.c.account_id)
+        rows = conn.execute(select(record, stage.c.account_id).where(unknown)
+                            .order_by(record).limit(MAX_PROBLEMS)).all()
+        if rows:
+            total += conn.execute(select(func.count()).select_from(stage).where(unknown)
+                                  ).scalar_one()
+        for line, account_id in rows:
             problems.append(Problem(line, "account_id", f"unknown account {account_id!r} "
                                     "(import it in accounts.csv first)"))
-    return problems
+    return problems, total
 
 
-def _count_problems(conn: Connection, kind: _Kind, stage: Table) -> int:
+def _source(kind: _Kind, stage: Table) -> Any:
+    """The rows to write: the staged rows, merged by key where the kind merges."""
+    if not kind.merged:
+        return select(*[stage.c[c.name] for c in kind.table.columns]).subquery()
     keys = [stage.c[k] for k in kind.keys]
-    dupes = select(func.count()).select_from(
-        select(*keys).group_by(*keys).having(func.count() > 1).subquery()
-    )
-    total = conn.execute(dupes).scalar_one()
-    if kind.table is not accounts:
-        total += conn.execute(
-            select(func.count()).select_from(stage)
-            .where(~exists().where(accounts.c.account_id == stage.c.account_id))
-        ).scalar_one()
-    return int(total)
-
-
-def _same_key(kind: _Kind, stage: Table) -> Any:
-    return and_(*[kind.table.c[k] == stage.c[k] for k in kind.keys])
+    merged = [(func.count() if how == "count" else func.sum(stage.c[name])).label(name)
+              for name, how in kind.merged.items()]
+    return select(*keys, *merged).group_by(*keys).subquery()
 
 
 def _differs(kind: _Kind, left: Any, right: Any) -> Any:
     return or_(*[left[c].is_distinct_from(right[c]) for c in kind.values])
 
 
-def _upsert(conn: Connection, kind: _Kind, stage: Table) -> tuple[int, int]:
-    """Write staged rows into the real table; returns (existing keys, changed rows)."""
-    existing, changed = conn.execute(
-        select(func.count(), func.coalesce(func.sum(
-            case((_differs(kind, kind.table.c, stage.c), 1), else_=0)), 0))
-        .select_from(stage.join(kind.table, _same_key(kind, stage)))
+def _upsert(conn: Connection, kind: _Kind, stage: Table) -> tuple[int, int, int]:
+    """Write staged rows into the real table; returns (distinct keys, existing, changed)."""
+    source = _source(kind, stage)
+    table = kind.table
+    same_key = and_(*[table.c[k] == source.c[k] for k in kind.keys])
+    distinct, existing, changed = conn.execute(
+        select(func.count(), func.count(table.c[kind.keys[0]]),
+               func.coalesce(func.sum(case((and_(table.c[kind.keys[0]].is_not(None),
+                                                 _differs(kind, table.c, source.c)), 1),
+                                           else_=0)), 0))
+        .select_from(source.outerjoin(table, same_key))
     ).one()
-    columns = [c.name for c in kind.table.columns]
+    columns = [c.name for c in table.columns]
     # key order makes the index inserts sequential; the WHERE is for SQLite, which cannot
     # parse INSERT ... SELECT ... ON CONFLICT without one
-    source = (select(*[stage.c[c] for c in columns]).where(true())
-              .order_by(*[stage.c[k] for k in kind.keys]))
-    ins = dialect_insert(conn, kind.table).from_select(columns, source)
+    rows = (select(*[source.c[c] for c in columns]).where(true())
+            .order_by(*[source.c[k] for k in kind.keys]))
+    ins = dialect_insert(conn, table).from_select(columns, rows)
     ins = ins.on_conflict_do_update(
         index_elements=kind.keys,
         set_={c: ins.excluded[c] for c in kind.values},
-        where=_differs(kind, kind.table.c, ins.excluded),
+        where=_differs(kind, table.c, ins.excluded),
     )
     conn.execute(ins)
-    return int(existing), int(changed)
+    return int(distinct), int(existing), int(changed)
 
 
 def _examples(ids: list[str]) -> str:
@@ -395,40 +606,140 @@ def _warnings(conn: Connection, kind: _Kind, stage: Table) -> list[str]:
     return found
 
 
-def import_csv(engine: Engine, kind_name: str, path: str | Path,
-               progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Import one CSV file of ``kind_name`` (accounts, usage, revenue) in one transaction.
+@contextlib.contextmanager
+def _heartbeat(progress: Progress | None, phase: str) -> Iterator[None]:
+    """Reports the phase every few seconds while one long statement runs."""
+    if progress is None:
+        yield
+        return
+    progress(phase, None)
+    done = threading.Event()
 
-    Raises :class:`ImportRejected` (nothing written) when any row is bad.
+    def beat() -> None:
+        while not done.wait(3.0):
+            progress(phase, None)
+
+    thread = threading.Thread(target=beat, name=f"import-{phase}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def _bulk_session(conn: Connection) -> Iterator[None]:
+    """SQLite: page caches big enough for the staging table and the index builds."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    sizes = {db: conn.exec_driver_sql(f"PRAGMA {db}.cache_size").scalar_one()
+             for db in ("main", "temp")}
+    for db in sizes:
+        conn.exec_driver_sql(f"PRAGMA {db}.cache_size = -262144")  # 256 MiB each, at most
+    try:
+        yield
+    finally:
+        for db, size in sizes.items():
+            conn.exec_driver_sql(f"PRAGMA {db}.cache_size = {int(size)}")
+
+
+def _located(problems: list[Problem], path: Path, compression: _Compression) -> list[Problem]:
+    """Record numbers -> file lines (also inside messages, written as {record})."""
+    refs = {p.line for p in problems if p.line >= 0}
+    for p in problems:
+        refs.update(int(r) for r in re.findall(r"\{(\d+)\}", p.message))
+    lines = _record_lines(path, compression, refs)
+
+    def line(record: int) -> int:
+        return lines.get(record, record + 2)
+
+    return [Problem(line(p.line), p.column,
+                    re.sub(r"\{(\d+)\}", lambda m: str(line(int(m.group(1)))), p.message))
+            for p in problems]
+
+
+def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
+                    compression: _Compression, layout: _Layout,
+                    checks_for: Callable[[int], _Checks], progress: Progress | None
+                    ) -> tuple[int, list[Problem], int]:
+    """Parse, validate and stage every chunk; returns (rows, problems by record, total)."""
+    load = _copy_rows if conn.dialect.name == "postgresql" else _insert_rows
+    rows, total = 0, 0
+    found: list[tuple[int, str, str]] = []
+    for chunk in _chunks(path, compression, layout):
+        checks = checks_for(rows)
+        frame = kind.convert(chunk.reset_index(drop=True), checks)
+        if checks.total or total:  # a rejected file: keep counting, stop staging
+            total += checks.total
+            found += checks.found
+        elif len(frame):
+            frame[RECORD] = np.arange(rows, rows + len(frame))
+            load(conn, kind, stage, frame)
+        rows += len(chunk)
+        if progress:
+            progress("read", rows)
+    problems = [Problem(r, c, m) for r, c, m in sorted(found)[:MAX_PROBLEMS]]
+    return rows, problems, total
+
+
+def import_csv(engine: Engine, kind_name: str, path: str | Path,
+               progress: Progress | None = None, *, columns: Mapping[str, str] | None = None,
+               currencies: Collection[str] | None = None, today: dt.date | None = None
+               ) -> ImportReport:
+    """Import one CSV file (optionally gzipped) of ``kind_name`` in one transaction.
+
+    ``columns`` maps our column names to the file's (``--columns``); other columns of the
+    file are ignored with one warning. ``currencies`` are the codes invoices may use
+    (default: any ISO 4217-looking code). Rows dated after ``today`` (default: the date
+    now, UTC) plus a day are rejected. Raises :class:`ImportRejected` (nothing written)
+    when any row is bad, :class:`DatabaseError` when the database refuses the data.
     """
     kind = KINDS[kind_name]
     path = Path(path)
     started = time.perf_counter()
-    stage = _stage_table(kind)
-    with engine.connect() as conn:
+    today = today or dt.datetime.now(dt.UTC).date()
+    allowed = frozenset(c.upper() for c in currencies) if currencies is not None else None
+    try:
+        compression = _compression(path)
         try:
-            with conn.begin():
-                stage.create(conn)
-                problems: list[Problem] = []
-                staged = _stage(conn, stage, _rows(path, kind, problems), progress)
-                if not problems:
-                    problems = _check_staged(conn, kind, stage)
-                    total = _count_problems(conn, kind, stage) if problems else 0
-                else:
-                    total = len(problems)
-                if problems:
-                    problems.sort()
-                    raise ImportRejected(str(path), problems[:MAX_PROBLEMS], total)
-                existing, changed = _upsert(conn, kind, stage)
-                warnings = _warnings(conn, kind, stage)
-        finally:
-            with conn.begin():
-                stage.drop(conn, checkfirst=True)
+            layout = _layout(kind, _header(path, compression), columns or {})
+        except ImportRejected as exc:
+            raise ImportRejected(str(path), exc.problems, exc.total) from None
+        warnings = ([f"ignored columns not used by {kind_name} imports: "
+                     + ", ".join(layout.ignored)] if layout.ignored else [])
+        stage = _stage_table(kind)
+        with write_transaction(engine, (lambda s: progress("wait", s)) if progress else None
+                               ) as conn, _bulk_session(conn):
+            stage.create(conn)
+            rows, problems, total = _read_and_stage(
+                conn, kind, stage, path, compression, layout,
+                lambda first: _Checks(first, today, allowed), progress)
+            if not problems:
+                with _heartbeat(progress, "check"):
+                    problems, total = _check_staged(conn, kind, stage)
+            if problems:
+                raise ImportRejected(str(path), sorted(_located(problems, path, compression)),
+                                     total)
+            with _heartbeat(progress, "upsert"):
+                distinct, existing, changed = _upsert(conn, kind, stage)
+            warnings += _warnings(conn, kind, stage)
+            stage.drop(conn)
+            if progress:
+                progress("commit", None)
+    except _Unreadable as exc:
+        raise ImportRejected(str(path), [exc.problem], 1) from None
+    except DBAPIError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise DatabaseError(f"{path}: the database refused the data: {detail}; nothing was "
+                            "written") from None
     return ImportReport(
-        kind=kind_name, path=str(path), rows=staged, inserted=staged - existing,
-        updated=changed, unchanged=existing - changed,
+        kind=kind_name, path=str(path), rows=rows, inserted=distinct - existing,
+        updated=changed, unchanged=existing - changed, merged=rows - distinct,
         seconds=time.perf_counter() - started, warnings=tuple(warnings),
     )
 
 
-__all__ = ["KINDS", "ImportRejected", "ImportReport", "Problem", "import_csv"]
+__all__ = ["KINDS", "ImportRejected", "ImportReport", "Problem", "Progress", "import_csv",
+           "parse_columns"]

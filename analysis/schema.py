@@ -56,6 +56,35 @@ revenue = Table(
     Index("ix_revenue_month", "month", "account_id", "mrr"),
 )
 
+# Raw product events. Rows repeating the same key within an import are merged into one row
+# counting them (``occurrences``) and summing ``value``, so re-importing an overlapping export
+# replaces instead of double-counting. The key leads with (event, timestamp): metric queries
+# select event names and a time range, then group by account (and user).
+events = Table(
+    "events",
+    metadata,
+    Column("event", String(255), primary_key=True),
+    Column("timestamp", DateTime, primary_key=True),  # UTC, stored without a zone
+    Column("account_id", String(255), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("user_id", String(255), primary_key=True, server_default=""),
+    Column("occurrences", Integer, nullable=False, server_default="1"),
+    Column("value", Float, nullable=True),
+)
+
+# Invoices as billed, spread over their service period into monthly MRR at analysis time
+# (so a change of ``[revenue] rates`` needs no re-import). Line items of the same account,
+# period and currency are summed at import; credits are negative amounts.
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("account_id", String(255), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("period_end", Date, primary_key=True),
+    Column("currency", String(3), primary_key=True, server_default=""),  # "" = revenue.currency
+    Column("amount", Float, nullable=False),
+    Index("ix_invoices_period", "period_start", "period_end"),
+)
+
 # -- delivery ledger and alert state (scheduled posts: exactly once per period) ------------
 
 deliveries = Table(
@@ -75,6 +104,7 @@ deliveries = Table(
     Column("action", String(32), nullable=True),  # alerts: snoozed | done | not_a_fit
     Column("action_reason", Text, nullable=True),
     Column("action_user", String(64), nullable=True),
+    Column("parts", Integer, nullable=True),  # digest: messages in its thread, headline included
     UniqueConstraint("kind", "channel", "period", name="uq_deliveries_kind_channel_period"),
 )
 

@@ -135,7 +135,7 @@ def collect(url: str, config: Path | None) -> dict[str, tuple[list[Message], boo
     crossings = list(digest.data.alerts.crossings) if digest.data.alerts else []
     if crossings:
         out["alert-card"] = ([renderer.message(crossings[0], 1)], False)
-        out["rollup-thread"] = (AlertRenderer().rollup_thread(crossings * 30), True)
+        out["rollup"] = ([AlertRenderer().rollup((crossings * 3)[:25])], False)
     view = home.home_view(home.build_home(engine, settings), reports.style_of(ctx))
     out["app-home"] = ([Message("home", view["blocks"])], False)
     return out

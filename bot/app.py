@@ -1,9 +1,13 @@
-"""The Bolt app, built by a factory from validated settings (thin, as Bolt's template)."""
+"""The Bolt app, built by a factory from validated settings (thin, as Bolt's template).
+
+Listeners run on the request thread (``process_before_response``) and only acknowledge
+and hand work to the bounded :class:`bot.services.WorkPool`, so every request is
+acknowledged within Slack's 3 seconds however busy the workers are.
+"""
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -14,10 +18,9 @@ from bot import listeners
 from bot.access import Access
 from bot.config import Secrets, Settings
 from bot.sender import Sender, make_web_client
-from bot.services import Services
+from bot.services import Services, WorkPool
 
 log = logging.getLogger(__name__)
-CONCURRENT_COMMANDS = 16
 
 
 def create_app(settings: Settings, secrets: Secrets, engine: Engine,
@@ -26,11 +29,12 @@ def create_app(settings: Settings, secrets: Secrets, engine: Engine,
     app = App(
         client=client,
         signing_secret=secrets.signing_secret,
-        process_before_response=False,
-        listener_executor=ThreadPoolExecutor(max_workers=CONCURRENT_COMMANDS,
-                                             thread_name_prefix="valuemetric"),
+        process_before_response=True,
     )
-    services = Services(settings, engine, Sender(client), Access(settings, client))
+    access = Access(settings, client)
+    access.refresh_in_background()
+    services = Services(settings, engine, Sender(client), access,
+                        WorkPool(settings.serve.workers, settings.serve.queue))
     listeners.register(app, services)
 
     @app.error

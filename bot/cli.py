@@ -10,15 +10,24 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from analysis.dataset import NoData
 from analysis.db import DatabaseError, ensure_schema, make_engine, upgrade
-from analysis.imports import KINDS, ImportRejected, ImportReport, import_csv
+from analysis.imports import (
+    KINDS,
+    ImportRejected,
+    ImportReport,
+    Progress,
+    import_csv,
+    parse_columns,
+)
 from bot.commands import UsageError
 from bot.config import ConfigError, DatabaseSettings, Secrets, Settings, load_settings
 from bot.render import AlertTemplateError
@@ -43,23 +52,33 @@ def _shown(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def _progress(label: str) -> Callable[[int], None]:
-    """Progress lines on stderr for work that takes more than a couple of seconds."""
+def _progress(label: str) -> Progress:
+    """Progress lines on stderr: each new phase, then every couple of seconds within one."""
     started = time.perf_counter()
-    last = [started]
+    last_phase, last_at = [""], [started]
+    doing = {"wait": "waiting for another writer to finish", "read": "read and staged",
+             "check": "checking keys and accounts", "upsert": "writing the table and its "
+             "indexes", "commit": "committing"}
 
-    def report(rows: int) -> None:
+    def report(phase: str, count: int | None) -> None:
         now = time.perf_counter()
-        if now - started >= 2 and now - last[0] >= 2:
-            last[0] = now
-            print(f"{label}: {rows:,} rows ({rows / (now - started):,.0f} rows/s)",
-                  file=sys.stderr, flush=True)
+        if phase == last_phase[0] and now - last_at[0] < 2:
+            return
+        last_phase[0], last_at[0] = phase, now
+        if phase == "wait":
+            text = f"{doing[phase]} ({count} s so far)"
+        elif count is not None:
+            text = f"{doing[phase]} {count:,} rows ({count / (now - started):,.0f} rows/s)"
+        else:
+            text = f"{doing.get(phase, phase)}... ({now - started:.0f} s)"
+        print(f"{label}: {text}", file=sys.stderr, flush=True)
 
     return report
 
 
 def _print_import(report: ImportReport) -> None:
-    print(f"{report.path}: {report.rows:,} {report.kind} rows in {report.seconds:.1f} s "
+    merged = f" (merged into {report.rows - report.merged:,})" if report.merged else ""
+    print(f"{report.path}: {report.rows:,} {report.kind} rows{merged} in {report.seconds:.1f} s "
           f"({report.rows_per_second:,.0f} rows/s): {report.inserted:,} new, "
           f"{report.updated:,} updated, {report.unchanged:,} unchanged")
     for warning in report.warnings:
@@ -78,21 +97,39 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _currencies(settings: Settings) -> set[str] | None:
+    """Codes invoices may use: [revenue] currency and rates when configured."""
+    revenue = getattr(settings, "revenue", None)
+    if revenue is None:
+        return None
+    return {revenue.currency, *revenue.rates}
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     settings = _settings(args)
     path = Path(args.file)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    try:
+        columns = parse_columns(args.columns or "")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     engine = make_engine(settings.database.url)
     if ensure_schema(engine):
         print(f"created the valuemetric schema in {_shown(engine)}",
               file=sys.stderr)
-    _print_import(import_csv(engine, args.kind, path, _progress(str(path))))
+    _print_import(import_csv(engine, args.kind, path, _progress(str(path)), columns=columns,
+                             currencies=_currencies(settings)))
     if settings.slack.alert_channel and os.environ.get("SLACK_BOT_TOKEN"):
-        # alerts are evaluated after each import, not only on the hourly schedule
-        outcomes = _jobs(settings).post_alerts(dt.datetime.now(dt.UTC))
-        print(f"alerts: {sum(o == 'sent' for _, o in outcomes)} new crossings posted",
-              file=sys.stderr)
+        # alerts are evaluated after each import, not only on the hourly schedule; the data
+        # is written by now, so an evaluation that cannot run yet is a warning, not a failure
+        try:
+            outcomes = _jobs(settings).post_alerts(dt.datetime.now(dt.UTC))
+        except Exception as exc:
+            print(f"alerts: warning: not evaluated after this import: {exc}", file=sys.stderr)
+        else:
+            print(f"alerts: {sum(o == 'sent' for _, o in outcomes)} new crossings posted",
+                  file=sys.stderr)
     return 0
 
 
@@ -199,12 +236,57 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _age(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from analysis import ledger
+
+    settings = _settings(args)
+    engine = make_engine(settings.database.url)
+    ensure_schema(engine)
+    now = dt.datetime.now(dt.UTC)
+    lease = dt.timedelta(seconds=settings.delivery.lease_seconds)
+    newest = ledger.listing(engine, args.limit)
+    shown = {d.id: d for d in [*newest, *ledger.unfinished(engine)]}
+    stuck = [d for d in shown.values() if d.stuck(now, lease)]
+    print(f"{'ID':>6}  {'KIND':<12} {'CHANNEL':<12} {'STATE':<8} {'AGE':>5}  PERIOD / ERROR")
+    for d in sorted(shown.values(), key=lambda d: d.id):
+        flag = "  <- stuck" if d in stuck else ""
+        error = f"  ({d.error})" if d.error and d.state != ledger.SENT else ""
+        print(f"{d.id:>6}  {d.kind:<12} {d.channel:<12} {d.state:<8} "
+              f"{_age(now - (d.updated_at or d.claimed_at)):>5}  {d.period}{error}{flag}")
+    if not stuck:
+        print(f"{len(shown)} deliveries shown; nothing stuck")
+        return 0
+    print(f"{len(stuck)} stuck: failed and unknown posts are retried (after a look at the "
+          "channel) by the next `--post` run or scheduler pass; fix what the error names "
+          "(e.g. invite the bot to the channel), or run `valuemetric digest --post` / "
+          "`valuemetric alerts --post` now", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _check_token(client_url: str | None = None) -> None:
+    """A bot token Slack refuses stops start-up with one line (auth.test)."""
+    from bot.sender import Sender, make_web_client
+
+    problem = Sender(make_web_client(Secrets.from_env().bot_token, client_url)).check_token()
+    if problem:
+        raise ConfigError(problem)
+
+
 def cmd_schedule(args: argparse.Namespace) -> int:
     from bot import render, scheduler
 
     settings = _settings(args)
     _require_token()
     render.alert_renderer(settings).validate()
+    _check_token()
     _configure_logging(Secrets.from_env())
     scheduler.start(_jobs(settings), blocking=True)
     return 0
@@ -221,6 +303,7 @@ def _configure_logging(secrets: Secrets) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot import render, scheduler
     from bot.app import create_app
+    from bot.doctor import log_checks, run_checks
     from bot.jobs import Jobs
     from bot.sender import Sender
     from bot.server import serve_http, serve_socket_mode
@@ -233,10 +316,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         mode = "HTTP mode" if args.http else "Socket Mode (or pass --http for HTTP mode)"
         raise ConfigError(f"{', '.join(missing)} not set: {mode} needs it in the environment")
     render.alert_renderer(settings).validate()  # a broken template stops start-up
-    _configure_logging(secrets)
     engine = make_engine(settings.database.url)
     ensure_schema(engine)
+    _check_token()
+    _configure_logging(secrets)
     app = create_app(settings, secrets, engine)
+    log_checks(run_checks(app.client, settings))  # scopes and channels: the fix in the log
     if not args.no_scheduler:
         scheduler.start(Jobs(engine, settings, Sender(app.client)), blocking=False)
     if args.http:
@@ -292,10 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     imp = sub.add_parser("import", parents=[common], help="import a CSV file",
-                         description="Import accounts.csv, usage.csv or revenue.csv "
-                         "(one transaction; a bad row rejects the file).")
+                         description="Import accounts, usage, revenue, events or invoices "
+                         "from a CSV file, optionally gzipped (one transaction; a bad row "
+                         "rejects the file).")
     imp.add_argument("kind", choices=list(KINDS))
     imp.add_argument("file")
+    imp.add_argument("--columns", metavar="OURS=THEIRS,...", help="read our column from the "
+                     "file's column of another name, e.g. account_id=org_id,date=day; other "
+                     "columns of the file are ignored with a warning")
     imp.set_defaults(func=cmd_import)
 
     demo = sub.add_parser("demo", help="build a synthetic company and print its digest",
@@ -352,6 +441,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "and channels, with the fix for each problem")
     doctor.set_defaults(func=cmd_doctor)
 
+    deliveries = sub.add_parser(
+        "deliveries", parents=[common], help="the delivery ledger: what was posted, what is "
+        "stuck", description="Lists the newest scheduled posts and every one not sent, with "
+        "state, age and error. Exits 1 when something is stuck (refused, unknown, or claimed "
+        "by a run that did not finish), so a cron check or monitor can alert on it.")
+    deliveries.add_argument("--limit", type=int, default=20, help="newest posts to list "
+                            "(default 20; unsent ones are always listed)")
+    deliveries.set_defaults(func=cmd_deliveries)
+
     manifest = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
     manifest.add_argument("--request-url", help="HTTP mode: https://HOST/slack/events "
                           "(default: Socket Mode)")
@@ -359,11 +457,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_shown(args: argparse.Namespace) -> str:
+    """The database URL in use, password hidden (for the unreachable-database line)."""
+    try:
+        url = _settings(args).database.url if hasattr(args, "config") else args.database_url
+        return make_url(url).render_as_string(hide_password=True)
+    except (ConfigError, ArgumentError, TypeError):
+        return "the configured database"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except (OperationalError, InterfaceError) as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"valuemetric: cannot use the database {_database_shown(args)}: {reason}. Check "
+              "that it is running and reachable, and database.url or VALUEMETRIC_DATABASE_URL",
+              file=sys.stderr)
+        return EXIT_ERROR
     except UsageError as exc:
         print(f"valuemetric: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -92,6 +92,21 @@ class AccessSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    lease_seconds: int = setting(
+        600, help="a claimed post whose claimer has not finished within this long is "
+        "reconciled from the channel history by the next run")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    workers: int = setting(4, help="commands and button clicks answered at the same time")
+    queue: int = setting(32, help="commands waiting for a worker; past this users are told "
+                         "the bot is busy")
+    http_threads: int = setting(8, help="HTTP mode: threads acknowledging Slack's requests")
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = setting(help="where usage lives", factory=DatabaseSettings)
     analysis: AnalysisSettings = setting(help="analysis windows", factory=AnalysisSettings)
@@ -104,6 +119,9 @@ class Settings:
     alerts: AlertSettings = setting(help="expansion alerts", factory=AlertSettings)
     plans: dict[str, Plan] = setting(help="plans by name, with limits", factory=dict)
     access: AccessSettings = setting(help="who may ask", factory=AccessSettings)
+    delivery: DeliverySettings = setting(help="exactly-once scheduled posts",
+                                         factory=DeliverySettings)
+    serve: ServeSettings = setting(help="`valuemetric serve` capacity", factory=ServeSettings)
 
 
 @dataclass(frozen=True)
@@ -243,6 +261,11 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: analysis.alpha: must be between 0 and 1, e.g. 0.05")
     if settings.alerts.max_per_run < 1:
         raise ConfigError(f"{source}: alerts.max_per_run: must be at least 1")
+    if settings.delivery.lease_seconds < 1:
+        raise ConfigError(f"{source}: delivery.lease_seconds: must be at least 1, e.g. 600")
+    for key in ("workers", "queue", "http_threads"):
+        if getattr(settings.serve, key) < 1:
+            raise ConfigError(f"{source}: serve.{key}: must be at least 1")
     if not 0 <= a.min_rho < 1:
         raise ConfigError(f"{source}: analysis.min_rho: must be from 0 up to 1, e.g. 0.2")
     if not 0.5 <= a.min_auc < 1:

@@ -316,7 +316,7 @@ class AlertRenderer:
         at 3 a.m.; a render longer than ``time_limit`` seconds counts as broken."""
         def sample() -> None:
             to_message(self.document(SAMPLE_CROSSING))
-            self.rollup_thread([SAMPLE_CROSSING, SAMPLE_CROSSING])
+            self.rollup([SAMPLE_CROSSING, SAMPLE_CROSSING])
 
         try:
             _TimeLimit(time_limit).run(sample)
@@ -328,16 +328,12 @@ class AlertRenderer:
         except Exception as exc:  # a template may fail in any way; say which and how
             raise AlertTemplateError(f"{self.source}: {type(exc).__name__}: {exc}") from exc
 
-    def rollup_thread(self, crossings: list[Crossing]) -> list[Message]:
-        """The crossings past ``alerts.max_per_run`` (no buttons), largest ARR first: one
-        channel message, continued in its thread when they do not fit in one."""
-        ordered = sorted(crossings, key=lambda c: -c.arr)
-        return to_messages(self._render(ROLLUP_TEMPLATE, crossings=ordered))
-
     def rollup(self, crossings: list[Crossing]) -> Message:
-        """The roll-up's channel message (the rest of :meth:`rollup_thread` goes in its
-        thread)."""
-        return self.rollup_thread(crossings)[0]
+        """One message for crossings past ``alerts.max_per_run`` (no buttons), largest ARR
+        first. The caller groups crossings so each roll-up fits in one message; names are
+        cut short in the template so a group of long ones still does."""
+        ordered = sorted(crossings, key=lambda c: -c.arr)
+        return to_message(self._render(ROLLUP_TEMPLATE, crossings=ordered))
 
     def message(self, crossing: Crossing, delivery_id: int) -> Message:
         base = to_message(self.document(crossing))

@@ -1,8 +1,10 @@
 """APScheduler 3 inside ``valuemetric serve`` (or alone with ``valuemetric schedule``).
 
 The digest runs on a cron trigger read in the configured timezone; alerts on an
-interval. Every run goes through the delivery ledger, so overlapping instances and
-restarts post once. A digest missed while nothing was running is caught up at start-up.
+interval, first at start-up. Every run goes through the delivery ledger, so overlapping
+instances and restarts post once. A digest missed while nothing was running, refused by
+Slack, or left unfinished by a killed run is caught up at start-up and after each alert
+interval.
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ def build_scheduler(jobs: Jobs, *, blocking: bool) -> BaseScheduler:
     if settings.slack.digest_channel:
         scheduler.add_job(lambda: jobs.post_digest(_now()), digest_trigger(settings),
                           id="digest", name="weekly digest")
+        scheduler.add_job(lambda: jobs.retry_digest(_now()),
+                          IntervalTrigger(minutes=settings.alerts.interval_minutes),
+                          id="digest-retry", name="unfinished digest retry")
     else:
         log.info("slack.digest_channel is not set: no weekly digest")
     if settings.slack.alert_channel:
+        # first run at start-up: it also retries and reconciles what a previous run left
         scheduler.add_job(lambda: jobs.post_alerts(_now()),
                           IntervalTrigger(minutes=settings.alerts.interval_minutes),
-                          id="alerts", name="expansion alerts")
+                          id="alerts", name="expansion alerts", next_run_time=_now())
     else:
         log.info("slack.alert_channel is not set: no expansion alerts")
     return scheduler

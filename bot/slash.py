@@ -19,11 +19,17 @@ from bot.render import escape_mrkdwn
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+BUSY = "valuemetric is busy answering other questions; please try again in a minute."
+
+
+def unescape_slack(text: str) -> str:
+    """Slack sends ``&``, ``<`` and ``>`` in command text as HTML entities."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 @dataclass(frozen=True)
 class SlashRequest:
-    text: str
+    text: str  # as the user typed it (unescaped)
     user_id: str
     channel_id: str
     response_url: str
@@ -49,6 +55,15 @@ def _chart(context: reports.Context, metric: str) -> bytes | None:
     return threshold_chart(metric, proxies, context.thresholds(metric))
 
 
+def handle(request: SlashRequest, services: Services) -> None:
+    """The work after the ack, on a worker: access check, then the answer."""
+    denial = services.access.denial(request.user_id, request.channel_id)
+    if denial:
+        services.sender.respond(request.response_url, to_message(denial))
+        return
+    answer(request, services)
+
+
 def answer(request: SlashRequest, services: Services) -> None:
     share = False
     chart: bytes | None = None
@@ -60,6 +75,10 @@ def answer(request: SlashRequest, services: Services) -> None:
         message = render.render_slack(report)
         if command.name == "thresholds":
             chart = _chart(context, command.argument)
+            if chart is not None and not share:  # a private answer cannot carry a file
+                message = Message(message.text, [*message.blocks[:48], {
+                    "type": "context", "elements": [{"type": "mrkdwn", "text":
+                        "The chart is in your direct messages with valuemetric."}]}])
         if command.share and not share:
             message = Message(message.text, [*message.blocks[:49], {
                 "type": "context", "elements": [{"type": "mrkdwn", "text":

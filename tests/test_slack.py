@@ -28,7 +28,14 @@ from analysis.db import ensure_schema, make_engine
 from analysis.imports import import_csv
 from bot import reports
 from bot.app import create_app
-from bot.config import AccessSettings, Secrets, Settings, SlackSettings, load_settings
+from bot.config import (
+    AccessSettings,
+    Secrets,
+    ServeSettings,
+    Settings,
+    SlackSettings,
+    load_settings,
+)
 from bot.sender import make_web_client
 from bot.server import make_http_server
 from tests import planted
@@ -219,21 +226,70 @@ def test_six_slow_commands_are_all_acknowledged_in_time(
         assert bot.fake.wait_for(f"/response/r{k}", timeout=30)
 
 
-def test_allowlist_denies_without_running_a_query(bot_for: Any, settings: Settings,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_allowlist_denies_after_the_ack_without_running_a_query(
+        bot_for: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
     monkeypatch.setattr(reports.Context, "load", lambda *a, **k: ran.append("query"))
     restricted = dataclasses.replace(settings, access=AccessSettings(
         allowed_users=["UALLOWED"], allowed_usergroups=["S1"]))
     bot = bot_for(restricted)
-    status, body, _ = bot.ask("correlate", user="USTRANGER")
-    assert status == 200 and "not authorized" in body
-    time.sleep(0.5)
-    assert ran == [] and bot.fake.calls_to("/response/r1") == []
+    status, body, elapsed = bot.ask("correlate", user="USTRANGER")
+    assert status == 200 and body == "" and elapsed < 3  # the ack says nothing
+    assert "not authorized" in bot.reply()["text"]
+    assert ran == []
     monkeypatch.undo()
-    status, body, _ = bot.ask("help", user="UGROUPMEMBER")  # member of S1 per the fake
-    assert status == 200 and "not authorized" not in body
-    assert bot.reply()
+    status, body, _ = bot.ask("help", name="member", user="UGROUPMEMBER")  # in S1 per the fake
+    assert status == 200
+    assert "not authorized" not in json.dumps(bot.reply("member"))
+
+
+def test_the_ack_comes_before_any_slack_or_database_call(
+        bot_for: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    restricted = dataclasses.replace(settings, access=AccessSettings(allowed_usergroups=["S1"]))
+    bot = bot_for(restricted)
+    bot.fake.delay["/api/usergroups.users.list"] = 5  # Slack is slow to list the group
+    real_load = reports.Context.load
+
+    def slow_load(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(5)  # and so is the database
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(reports.Context, "load", slow_load)
+    status, _, elapsed = bot.ask("help", user="UGROUPMEMBER")
+    assert status == 200 and elapsed < 3
+    assert bot.fake.wait_for("/response/r1", timeout=60)
+
+
+def test_a_full_pool_answers_busy_and_every_ack_is_in_time(
+        bot_for: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_answer = reports.answer
+
+    def slow_answer(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(3)
+        return real_answer(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "answer", slow_answer)
+    small = dataclasses.replace(settings, serve=ServeSettings(workers=1, queue=1))
+    bot = bot_for(small)
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda k: bot.ask("help", name=f"b{k}"), range(6)))
+    assert all(status == 200 and elapsed < 3 for status, _, elapsed in results)
+    busy = [k for k, (_, body, _) in enumerate(results) if "busy" in body]
+    answered = [k for k in range(6) if k not in busy]
+    assert len(answered) == 2 and len(busy) == 4
+    for k in answered:
+        assert bot.fake.wait_for(f"/response/b{k}", timeout=30)
+    assert all(bot.fake.calls_to(f"/response/b{k}") == [] for k in busy)
+
+
+def test_slash_text_is_unescaped_before_parsing(bot_for: Any, tmp_path: Path) -> None:
+    url, config = _hostile_dataset(tmp_path, metrics=2, name_length=0)
+    bot = bot_for(load_settings(config, env={"VALUEMETRIC_DATABASE_URL": url}))
+    typed = f"customer {HOSTILE} 1"  # an account name with & < and >
+    escaped = typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    bot.ask(escaped)
+    reply = json.dumps(bot.reply())
+    assert "unknown account" not in reply and "h001" in reply
 
 
 def test_share_only_where_configured(bot_for: Any, settings: Settings) -> None:

@@ -22,10 +22,11 @@ import bot
 from analysis.alerts import Crossing, Evidence, Rule, backtest
 from analysis.db import make_engine
 from bot import doctor, glossary, home, reports
-from bot.blocks import MAX_BLOCK_TEXT, block_text_length, to_messages
+from bot.blocks import block_text_length, to_messages
 from bot.charts import threshold_chart, wilson
 from bot.commands import COMMANDS, UsageError, parse
 from bot.config import Settings, SlackSettings, load_settings
+from bot.jobs import ROLLUP_SIZE
 from bot.render import (
     AlertRenderer,
     AlertTemplateError,
@@ -118,22 +119,18 @@ def test_markers_inside_a_paragraph_become_blocks_not_text() -> None:
     no_markup_leaks(message.blocks)
 
 
-def test_a_rollup_of_265_crossings_splits_into_messages_with_every_crossing() -> None:
+def test_a_rollup_group_of_long_nasty_names_fits_one_message_largest_arr_first() -> None:
     renderer = AlertRenderer()
     crossings = [Crossing(Rule("learned:seats", "seats", 10.0, (), "learned"), f"acct-{k}",
-                          f"{NASTY} {k:03d}", "team", None, 12.0, float(k * 100), 1,
-                          Evidence(40, 13, 5000, 250)) for k in range(265)]
-    thread = renderer.rollup_thread(crossings)
-    assert len(thread) > 1
-    shown = "\n".join(t for m in thread for t in texts(m.blocks))
-    for k in range(265):
-        assert shown.count(f"@\u2060Everyone {k:03d}*") == 1  # each crossing exactly once
-    for message in thread:
-        check_limits(message.blocks)
-        assert block_text_length(message.blocks) <= MAX_BLOCK_TEXT
-    # largest ARR first, across the whole thread
-    order = [int(n) for n in re.findall(r"@\u2060Everyone (\d{3})\*", shown)]
-    assert order == sorted(order, reverse=True)
+                          f"{k:03d} {NASTY} " + "x" * 500, "team", None, 12.0, float(k * 100),
+                          1, Evidence(40, 13, 5000, 250)) for k in range(ROLLUP_SIZE)]
+    message = renderer.rollup(crossings)
+    check_limits(message.blocks)
+    assert "left out" not in json.dumps(message.blocks)
+    shown = "\n".join(texts(message.blocks))
+    order = [int(n) for n in re.findall(r"• \*(\d{3}) Tyrell", shown)]
+    assert order == sorted(range(ROLLUP_SIZE), reverse=True)  # each once, largest ARR first
+    assert "@here" not in shown and "@\u2060here" in shown
 
 
 # -- the digest: headline first, details in the thread -------------------------------------
