@@ -189,10 +189,15 @@ class FakeSlack:
         if path == "/api/views.publish":
             view = body["view"] if isinstance(body.get("view"), dict) else json.loads(body["view"])
             return {"ok": True, "view": {"id": "V1", **view}}
-        if path == "/api/conversations.info":
-            channel = self.channels.get(str(body.get("channel")))
-            return {"ok": True, "channel": channel} if channel else {
-                "ok": False, "error": "channel_not_found"}
+        if path == "/api/conversations.info":  # from ``channels``, kept in step with
+            channel_id = str(body.get("channel"))  # ``joined`` and ``archived``
+            info = self.channels.get(channel_id)
+            if info is None:
+                return {"ok": False, "error": "channel_not_found"}
+            return {"ok": True, "channel": {
+                **info, "is_archived": info.get("is_archived") or channel_id in self.archived,
+                "is_member": info.get("is_member", False) if self.joined is None
+                else channel_id in self.joined}}
         if path.startswith("/api/"):
             return {"ok": False, "error": "unknown_method"}
         return {}

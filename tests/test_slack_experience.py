@@ -431,3 +431,36 @@ def test_app_home_opened_over_signed_http_publishes_the_home_tab(
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- first install: the fix from doctor, then the digest arrives, as a thread -----------------
+
+
+def test_a_channel_missing_the_bot_gets_the_fix_then_the_digest_thread_with_its_chart(
+        planted_ctx: reports.Context, fake: FakeSlack) -> None:
+    from bot.jobs import Jobs
+
+    settings = planted_ctx.settings
+    fake.scopes = "commands,chat:write"  # installed from an old manifest
+    fake.joined = set()
+    fake.channels = {"CDIGEST": {"id": "CDIGEST", "name": "pricing"},
+                     "CALERT": {"id": "CALERT", "name": "sales"}}
+    client = make_web_client("xoxb-test", fake.api_url)
+    jobs = Jobs(planted_ctx.engine, settings, Sender(client), claimer="first-install")
+    now = dt.datetime(2026, 1, 5, 15, 0, tzinfo=dt.UTC)
+    assert jobs.post_digest(now) == "failed"  # Slack: not_in_channel
+    checks = {c.subject: c for c in doctor.run_checks(client, settings)}
+    digest_check = checks["slack.digest_channel CDIGEST"]
+    assert not digest_check.ok and "/invite @valuemetric in #pricing" in digest_check.fix
+    assert not checks["scopes"].ok
+
+    fake.joined = {"CDIGEST", "CALERT"}  # the admin followed the fix
+    assert all(c.ok for c in doctor.run_checks(client, settings) if c.subject != "scopes")
+    assert jobs.catch_up(now + dt.timedelta(minutes=5)) == "sent"
+    posts = [c.body for c in fake.calls_to("/api/chat.postMessage") if c.body.get("ok", True)]
+    headline, *replies = [p for p in posts if p["channel"] == "CDIGEST"][1:]  # [0] refused
+    assert "thread_ts" not in headline or not headline["thread_ts"]
+    assert block_text_length(headline["blocks"]) <= 1500 and len(headline["blocks"]) <= 12
+    assert replies and all(r["thread_ts"] for r in replies)
+    upload = fake.calls_to("/api/files.completeUploadExternal")
+    assert upload and all(u.body.get("thread_ts") == replies[0]["thread_ts"] for u in upload)
