@@ -136,7 +136,7 @@ def collect(url: str, config: Path | None) -> dict[str, tuple[list[Message], boo
     if crossings:
         out["alert-card"] = ([renderer.message(crossings[0], 1)], False)
         out["rollup"] = ([AlertRenderer().rollup((crossings * 3)[:25])], False)
-    view = home.home_view(home.build_home(engine, settings), reports.style_of(ctx))
+    view = home.home_view(home.build_home(ctx), reports.style_of(ctx))
     out["app-home"] = ([Message("home", view["blocks"])], False)
     return out
 

@@ -58,17 +58,16 @@ class Home:
         return self.age_days is not None and self.age_days > self.stale_after_days
 
 
-def build_home(engine: Engine, settings: Settings, now: dt.datetime | None = None) -> Home:
+def build_home(ctx: reports.Context, now: dt.datetime | None = None) -> Home:
     today = (now or dt.datetime.now(dt.UTC)).date()
-    ctx = reports.Context.load(engine, settings)
-    stale_after = settings.digest.stale_after_days
+    stale_after = ctx.settings.digest.stale_after_days
     recent = ctx.recent_alerts(limit=RECENT_ALERTS)
     try:
         rec = ctx.recommendation
     except NoData as exc:
         return Home(today, None, None, stale_after, None, (), recent, problem=str(exc))
     lead = [m for m in (rec.primary, *rec.gate) if m][:LEADING]
-    with engine.connect() as conn:
+    with ctx.engine.connect() as conn:
         newest = features.latest_usage_date(conn, ctx.names())
     singular = next((m.singular for m in ctx.catalog if m.name == rec.primary), "")
     return Home(today, ctx.dataset.windows.as_of, newest, stale_after, rec,
@@ -111,8 +110,8 @@ def publish(engine: Engine, settings: Settings, sender: Sender, users: Iterable[
     users = list(users)
     if not users:
         return 0
-    ctx_style = reports.style_of(reports.Context.load(engine, settings))
-    view = home_view(build_home(engine, settings), ctx_style)
+    ctx = reports.Context.load(engine, settings)
+    view = home_view(build_home(ctx), reports.style_of(ctx))
     return sum(sender.publish_home(user, view) for user in users)
 
 
