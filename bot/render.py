@@ -202,12 +202,18 @@ _HEADLINE_CUTS = ((5, 3, 4), (4, 3, 3), (3, 2, 2), (3, 1, 1), (2, 1, 1), (1, 0, 
 
 
 def render_slack(report: Report) -> Message:
-    """One message answering a command; the digest's is its headline (the channel post)."""
-    if report.kind != "digest":
-        return to_message(_slack_document(f"slack/{report.kind}.md.j2", report))
+    """One message answering a command; for the digest, a preview of its headline."""
+    if report.kind == "digest":
+        return _headline(report, in_thread=False)
+    return to_message(_slack_document(f"slack/{report.kind}.md.j2", report))
+
+
+def _headline(report: Report, in_thread: bool) -> Message:
+    """The digest's channel message, cut down until it fits one phone screen."""
     for leads, warnings, changes in _HEADLINE_CUTS:
-        message = to_message(_slack_document("slack/digest.md.j2", report, shown_leads=leads,
-                                             shown_warnings=warnings, shown_changes=changes))
+        message = to_message(_slack_document(
+            "slack/digest.md.j2", report, shown_leads=leads, shown_warnings=warnings,
+            shown_changes=changes, in_thread=in_thread))
         if block_text_length(message.blocks) <= HEADLINE_TEXT and \
                 len(message.blocks) <= HEADLINE_BLOCKS:
             break
@@ -233,7 +239,7 @@ def render_digest_thread(report: Report) -> list[Message]:
     allows continues in the next reply.
     """
     digest: Digest = report.data
-    thread = [render_slack(report)]
+    thread = [_headline(report, in_thread=True)]
     thread += to_messages(_slack_document("slack/digest_correlation.md.j2", report))
     thread += to_messages(_slack_document("slack/segments.md.j2", Report(
         "segments", report.as_of, digest.segments, report.style)))

@@ -189,7 +189,8 @@ def test_the_headline_says_in_words_what_changed(digest: reports.Report) -> None
 
 def test_cli_digest_text_has_the_same_content(digest: reports.Report) -> None:
     text = render_text(digest)
-    top = "\n".join(texts(render_slack(digest).blocks))
+    top = "\n".join(texts(render_slack(digest).blocks))  # /valuemetric digest: a preview
+    assert "A preview of the channel message" in top
     primary = digest.data.recommendation.primary
     assert f"Charge per {digest.data.correlation.get(primary).metric.singular}" in text
     assert f"Charge per {digest.data.correlation.get(primary).metric.singular}" in top
