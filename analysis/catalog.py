@@ -1,7 +1,17 @@
-"""The metric catalog: what each usage metric is, and how it rates as a value metric."""
+"""The metric catalog: what each usage metric is, and how it rates as a value metric.
+
+A metric's category decides whether it can be a price (seat, usage, record, transaction,
+revenue share) or a gate (feature). When the catalog does not set it, it is inferred from
+the name (users/seats/members -> seat; integrations/features/*_enabled -> feature;
+contacts/records/projects/documents -> record; calls/requests/events/messages -> usage;
+orders/transactions/payments -> transaction; anything else -> usage) and every report that
+depends on it says "(inferred)" with the one-line fix. Why: without a catalog every metric
+used to be "usage", so a feature flag could be recommended as the price.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from analysis.params import setting
@@ -24,22 +34,57 @@ CATEGORIES: dict[str, tuple[bool, bool]] = {
 PRICEABLE = {"seat", "usage", "record", "transaction", "revenue_share"}
 GATEABLE = {"feature"}
 
+# name words -> category, checked in this order (a "features_enabled" is a feature)
+NAME_WORDS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("seat", frozenset({"user", "users", "seat", "seats", "member", "members", "licenses",
+                        "license", "mau", "dau"})),
+    ("feature", frozenset({"integration", "integrations", "feature", "features", "enabled",
+                           "addon", "addons", "module", "modules"})),
+    ("record", frozenset({"contact", "contacts", "record", "records", "project", "projects",
+                          "document", "documents", "docs", "files", "leads", "deals"})),
+    ("transaction", frozenset({"order", "orders", "transaction", "transactions", "payment",
+                               "payments", "invoices", "purchases"})),
+    ("usage", frozenset({"call", "calls", "request", "requests", "event", "events",
+                         "message", "messages", "minutes", "sessions", "queries"})),
+)
+
+
+def infer_category(name: str) -> str:
+    """The category a metric's name suggests ("usage" when nothing matches)."""
+    words = set(re.split(r"[^a-z0-9]+", name.lower()))
+    return next((category for category, known in NAME_WORDS if words & known), "usage")
+
 
 @dataclass(frozen=True)
 class Metric:
     name: str = setting(help="metric name as it appears in usage.metric")
-    category: str = setting("usage", help="one of " + ", ".join(CATEGORIES))
+    category: str = setting("", help="one of " + ", ".join(CATEGORIES)
+                            + " (empty: inferred from the name)")
     unit: str = setting("", help="unit shown after numbers, e.g. 'active users'")
     description: str = setting("", help="what it measures, e.g. 'team adoption'")
     easy_to_understand: bool | None = setting(None, help="override the category's default")
     hard_to_game: bool | None = setting(None, help="override the category's default")
 
     def __post_init__(self) -> None:
+        # frozen: the inferred category is filled in once, here, and remembered as inferred
+        object.__setattr__(self, "_category_inferred", not self.category)
+        if not self.category:
+            object.__setattr__(self, "category", infer_category(self.name))
         if self.category not in CATEGORIES:
             raise ValueError(
                 f"metric '{self.name}': category '{self.category}' is not one of "
                 + ", ".join(CATEGORIES)
             )
+
+    @property
+    def category_inferred(self) -> bool:
+        return bool(self.__dict__["_category_inferred"])
+
+    @property
+    def category_fix(self) -> str:
+        """The one line that overrides an inferred category."""
+        return (f'[[metrics]] name = "{self.name}" category = "{self.category}" (or another of '
+                + ", ".join(CATEGORIES) + ")")
 
     @property
     def is_easy_to_understand(self) -> bool:

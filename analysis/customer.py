@@ -1,4 +1,13 @@
-"""One account against the thresholds and its peers."""
+"""One account against the thresholds and its peers, as known at the as-of date T.
+
+* Facts as of T: an account that signs up after T is unknown; a churn after T is not known
+  (the account is active); a churned account's tenure ends at its churn.
+* Percentiles among active accounts (all, and on the same plan) are mid-rank: ties count
+  half, so a zero level shared by most accounts is not "at the 80th percentile".
+* The activation cutoff is about early usage (the first E days), so it is compared with the
+  account's own early-window level, not its current level; an account whose early window
+  has not closed by T has none yet. The expansion cutoff is about the current level.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ class CustomerMetric:
     metric: str
     unit: str
     level: float
+    early_level: float | None  # over the account's first E days (compared with activation)
     activation: float | None
     expansion: float | None
     percentile: float | None  # among active accounts
@@ -50,7 +60,7 @@ class Customer:
 def _percentile(values: pd.Series, x: float) -> float | None:
     if values.empty:
         return None
-    return float(sps.percentileofscore(values.to_numpy(), x, kind="weak"))
+    return float(sps.percentileofscore(values.to_numpy(), x, kind="mean"))
 
 
 def describe_customer(ds: Dataset, account_id: str,
@@ -59,18 +69,19 @@ def describe_customer(ds: Dataset, account_id: str,
         raise UnknownAccount(account_id)
     row: dict[Any, Any] = ds.accounts.loc[account_id].to_dict()
     active = account_id in ds.current.index
-    levels: dict[Any, float] = {m: 0.0 for m in ds.metric_names}  # signed up after T
-    if active:
-        levels = ds.current.loc[account_id].astype(float).to_dict()
-    elif account_id in ds.before_churn.index:
-        levels = ds.before_churn.loc[account_id].astype(float).to_dict()
+    # known at T, an account is either active or churned by then
+    source = ds.current if active else ds.before_churn
+    levels: dict[Any, float] = source.loc[account_id].astype(float).to_dict()
     peers = ds.current
     same_plan = peers[ds.active["plan"] == row["plan"]]
+    early = (ds.survival_early.loc[account_id].astype(float).to_dict()
+             if account_id in ds.survival_early.index else None)
     metrics = []
     for m in ds.metrics:
         t = thresholds.get(m.name)
         metrics.append(CustomerMetric(
             m.name, m.label, float(levels[m.name]),
+            None if early is None else float(early[m.name]),
             t.activation.cutoff.value if t and t.activation.cutoff else None,
             t.expansion.cutoff.value if t and t.expansion.cutoff else None,
             _percentile(peers[m.name], float(levels[m.name])),

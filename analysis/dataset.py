@@ -2,9 +2,18 @@
 
 Cohorts (DESIGN section 4), with T the as-of date:
 
+* known at T: accounts signed up after T are not accounts yet, and a churn after T is
+  unknown (the account is active at T). Why: the answer at T must equal the answer on a
+  database truncated at T, or a backtest of any statistic is a lie.
 * current: accounts active at T, their levels in (T - w, T] and their ARR at T;
-* retention: accounts signed up at least E + H days before T, their levels over the first
-  E days; retained = not churned by signup + E + H;
+* retention (landmark): accounts signed up at least E + H days before T and still active at
+  signup + E, their levels over the first E days; retained = not churned by signup + E + H.
+  Why the landmark: an account that churns inside the early window has fewer snapshots
+  there, so it "used less" because it churned; counting it would make any usage metric
+  (a cumulative one most of all) predict retention on data where nothing does. How many
+  were left out is kept (``n_early_churned``).
+* survival: every account signed up more than E days before T and active at signup + E, its
+  early level, and its tenure (days from signup to churn, or to T: censored);
 * expansion: accounts active at T - L (L = 182 days) and at T, their levels at T - L;
   expanded = MRR at T > MRR at T - L;
 * churned: accounts churned by T, their levels over the last window before churn.
@@ -37,6 +46,8 @@ class Dataset:
     past: pd.DataFrame
     early: pd.DataFrame
     before_churn: pd.DataFrame
+    survival_early: pd.DataFrame
+    n_early_churned: int
 
     @property
     def metric_names(self) -> list[str]:
@@ -51,6 +62,15 @@ class Dataset:
         horizon = pd.Timedelta(days=self.windows.early_days + self.windows.horizon_days)
         return (a["churn_date"].isna() | (a["churn_date"] > a["signup_date"] + horizon)).rename(
             "retained")
+
+    @property
+    def survival_time(self) -> pd.DataFrame:
+        """Survival cohort: tenure in days, churned (event) and landmark entry (E days)."""
+        a = self.accounts.loc[self.survival_early.index]
+        end = a["churn_date"].fillna(pd.Timestamp(self.windows.as_of))
+        return pd.DataFrame({"tenure": (end - a["signup_date"]).dt.days.astype(float),
+                             "churned": a["churn_date"].notna(),
+                             "entry": float(self.windows.early_days)}, index=a.index)
 
     @property
     def expansion_index(self) -> pd.Index:
@@ -89,7 +109,7 @@ def load_dataset(conn: Connection, catalog: Sequence[Metric], params: AnalysisSe
         lookback_days=params.expansion_lookback_days,
         snapshot_interval_days=interval,
     )
-    accounts = features.account_table(conn)
+    accounts = known_at(features.account_table(conn), as_of)
     if accounts.empty:
         raise NoData("no accounts: import accounts.csv first (valuemetric import accounts FILE)")
     mrr_now = features.mrr_in_month(conn, features.revenue_month(conn, as_of))
@@ -97,11 +117,30 @@ def load_dataset(conn: Connection, catalog: Sequence[Metric], params: AnalysisSe
     accounts["mrr"] = mrr_now.reindex(accounts.index).fillna(0.0)
     accounts["mrr_past"] = mrr_past.reindex(accounts.index).fillna(0.0)
     accounts["arr"] = 12 * accounts["mrr"]
-    accounts["tenure_days"] = (pd.Timestamp(as_of) - accounts["signup_date"]).dt.days
+    # a churned account's tenure ends at its churn
+    end = accounts["churn_date"].fillna(pd.Timestamp(as_of))
+    accounts["tenure_days"] = (end - accounts["signup_date"]).dt.days
 
     current = features.levels_at(conn, metrics, as_of, windows.window_days)
     past = features.levels_at(conn, metrics, windows.past, windows.window_days)
-    early = features.early_levels(conn, metrics, windows.early_days,
-                                  windows.retention_signup_cutoff)
+    # one query for every account past its landmark (signup + E) before T; the retention
+    # cohort is the part old enough for its horizon too
+    landmark_early = features.early_levels(
+        conn, metrics, windows.early_days, as_of - dt.timedelta(days=windows.early_days + 1))
+    landmark_early = landmark_early[landmark_early.index.isin(accounts.index)]
+    a = accounts.loc[landmark_early.index]
+    landmark = a["signup_date"] + pd.Timedelta(days=windows.early_days)
+    survived = (a["churn_date"].isna() | (a["churn_date"] > landmark)).to_numpy()
+    old_enough = (a["signup_date"] <= pd.Timestamp(windows.retention_signup_cutoff)).to_numpy()
+    early = landmark_early[old_enough & survived]
     before_churn = features.levels_before_churn(conn, metrics, windows.window_days, as_of)
-    return Dataset(windows, tuple(catalog), accounts, current, past, early, before_churn)
+    return Dataset(windows, tuple(catalog), accounts, current, past, early, before_churn,
+                   landmark_early[survived], int((old_enough & ~survived).sum()))
+
+
+def known_at(accounts: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Accounts as they were known at ``as_of``: signed up by then, later churns unknown."""
+    at = pd.Timestamp(as_of)
+    known = accounts[accounts["signup_date"] <= at].copy()
+    known["churn_date"] = known["churn_date"].where(known["churn_date"] <= at)
+    return known

@@ -254,18 +254,40 @@ def mrr_increases(conn: Connection) -> pd.DataFrame:
     return pd.DataFrame(_tuples(rows), columns=["account_id", "month"])
 
 
-def mrr_increase_levels(conn: Connection, metric: str, window_days: int) -> pd.Series:
-    """The metric's level in the window before each month-over-month MRR increase."""
-    with_previous = _with_previous_mrr()
-    events = select(
-        func.row_number().over(order_by=(with_previous.c.account_id, with_previous.c.month)
-                               ).label("key"),
-        with_previous.c.account_id,
-        date_plus_days(with_previous.c.month, -window_days).label("lo"),
-        with_previous.c.month.label("hi"),
-    ).where(with_previous.c.previous_mrr.is_not(None),
-            with_previous.c.mrr > with_previous.c.previous_mrr)
-    return window_levels(conn, [metric], events)[metric]
+def increase_panel(conn: Connection, metrics: Sequence[str], window_days: int,
+                   as_of: dt.date, months: int = 12) -> pd.DataFrame:
+    """Account-months that could have paid more, known at ``as_of``: a price-increase panel.
+
+    One row per account and revenue month in the ``months`` before ``as_of`` that has a
+    previous revenue month with MRR > 0: month, increased (MRR above the previous month's)
+    and each metric's level in the window before the month began. Only revenue months up to
+    ``as_of`` are read, so a later increase can never leak into an answer at ``as_of``.
+    """
+    known = (select(revenue.c.account_id, revenue.c.month, revenue.c.mrr)
+             .where(revenue.c.month <= as_of).subquery("known_revenue"))
+    previous = func.lag(known.c.mrr).over(partition_by=known.c.account_id,
+                                          order_by=known.c.month)
+    w = select(known.c.account_id, known.c.month, known.c.mrr,
+               previous.label("previous_mrr")).subquery("with_previous")
+    first = as_of - dt.timedelta(days=31 * months)
+    rows = select(
+        func.row_number().over(order_by=(w.c.account_id, w.c.month)).label("key"),
+        w.c.account_id, w.c.month,
+        (w.c.mrr > w.c.previous_mrr).label("increased"),
+        date_plus_days(w.c.month, -window_days - 1).label("lo"),
+        date_plus_days(w.c.month, -1).label("hi"),
+    ).where(w.c.previous_mrr > 0, w.c.month > first)
+    panel = pd.DataFrame(_tuples(conn.execute(rows).all()),
+                         columns=["key", "account_id", "month", "increased", "lo", "hi"])
+    columns = ["account_id", "month", "increased", *metrics]
+    if panel.empty:
+        return pd.DataFrame(columns=columns)
+    levels = window_levels(conn, metrics, rows)
+    panel = panel.set_index("key").join(levels)
+    panel[list(metrics)] = panel[list(metrics)].fillna(0.0)
+    panel["increased"] = panel["increased"].astype(bool)
+    panel["month"] = panel["month"].map(_date)
+    return panel[columns].reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,12 @@ class AnalysisSettings:
                                           "T - this many days")
     min_accounts: int = setting(30, help="fewer accounts than this gives 'insufficient data'")
     min_class_size: int = setting(10, help="fewest accounts in each outcome class for an AUC")
+    min_events: int = setting(20, help="fewest accounts in the smaller outcome class (churned "
+                              "or retained, expanded or not) before a retention or expansion "
+                              "claim is made")
     bootstrap_resamples: int = setting(1000, help="resamples for bootstrap confidence intervals")
-    permutations: int = setting(200, help="label permutations testing a threshold against chance")
+    permutations: int = setting(1000, help="label permutations testing a threshold against "
+                                "chance (at least 1,000, so the decision at alpha is stable)")
     alpha: float = setting(0.05, help="significance level, after Benjamini-Hochberg correction")
     min_rho: float = setting(0.2, help="smallest ARR rank correlation (tenure held fixed) "
                              "worth pricing on")

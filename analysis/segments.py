@@ -1,23 +1,32 @@
 """Segment comparison in the shape of DESIGN section 1's canonical example.
 
 Active segments use levels at T; churned segments use each account's last window before
-churn. The insight names the metrics that separate the first value segment from the first
-churned segment most, by standardized mean difference (Cohen's d with pooled SD), keeping
-at most two metrics with d >= 0.5 (a "medium" effect).
+churn (known at T). The insight names at most two metrics that separate the first value
+segment from the first churned segment significantly once tenure is accounted for: a
+Mann-Whitney comparison within tenure quintiles (tenure at T for active accounts, at churn
+for churned ones; the stratified AUC of :func:`analysis.stats.stratified_auc`, i.e. the
+chance that a value account uses more than a churned account of similar age, among the
+accounts whose age both segments reach), with
+Benjamini-Hochberg across metrics, and an effect of at least ``min_auc``. When prices follow
+plans (configured or detected, see :mod:`analysis.correlate`) the comparison is also within
+plan. Why: churned accounts are younger than paying ones, so any metric that accumulates
+with age (records) separated them by Cohen's d on null data; high-ARR accounts are on big
+plans, which come with more seats whether or not seats bring value; and a difference of
+means without a test named noise as insight.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from analysis import stats
+from analysis.correlate import pricing_of
 from analysis.dataset import Dataset
-from analysis.params import setting
-
-MIN_EFFECT = 0.5
+from analysis.params import AnalysisSettings, setting
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ class SegmentSummary:
 class Separation:
     metric: str
     description: str
-    effect_size: float
+    effect_size: float  # AUC within tenure bands: P(value account uses more), 0.5 = none
+    q: float  # Benjamini-Hochberg across metrics
 
 
 @dataclass(frozen=True)
@@ -83,15 +93,9 @@ def _members(ds: Dataset, rule: SegmentRule) -> pd.DataFrame:
     return levels
 
 
-def _cohens_d(a: pd.Series, b: pd.Series) -> float:
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    pooled = math.sqrt(((len(a) - 1) * a.var() + (len(b) - 1) * b.var()) / (len(a) + len(b) - 2))
-    return float((a.mean() - b.mean()) / pooled) if pooled > 0 else float("nan")
-
-
 def compare_segments(ds: Dataset, rules: tuple[SegmentRule, ...] | list[SegmentRule],
-                     min_accounts: int) -> SegmentComparison:
+                     params: AnalysisSettings, billed_on: str = "") -> SegmentComparison:
+    min_accounts = params.min_accounts
     members = [(rule, _members(ds, rule)) for rule in rules]
     summaries = tuple(
         SegmentSummary(
@@ -116,17 +120,39 @@ def compare_segments(ds: Dataset, rules: tuple[SegmentRule, ...] | list[SegmentR
             ds.windows.as_of, summaries, (),
             f"Insufficient data: {value_rule.name} has {len(value_levels)} and {lost_rule.name} "
             f"{len(lost_levels)} accounts; need {min_accounts} in each to compare.")
+    both = pd.concat([value_levels, lost_levels])
+    in_value = np.r_[np.ones(len(value_levels), bool), np.zeros(len(lost_levels), bool)]
+    tenure = ds.accounts.loc[both.index, "tenure_days"].clip(lower=0).to_numpy(float)
+    # common support: only ages both segments reach can be compared at equal age
+    lo = max(tenure[in_value].min(), tenure[~in_value].min())
+    hi = min(tenure[in_value].max(), tenure[~in_value].max())
+    overlap = (tenure >= lo) & (tenure <= hi)
+    both, in_value, tenure = both[overlap], in_value[overlap], tenure[overlap]
+    comparable = (int(in_value.sum()), int((~in_value).sum()))
+    if min(comparable) < params.min_class_size:
+        return SegmentComparison(
+            ds.windows.as_of, summaries, (),
+            f"Insufficient data: only {comparable[0]} {value_rule.name} and {comparable[1]} "
+            f"{lost_rule.name} accounts are of comparable age ({lo:g} to {hi:g} days); need "
+            f"{params.min_class_size} of each to tell usage from account age.")
+    strata = pd.Series(stats.strata_by_quantile(np.log1p(tenure)), index=both.index).astype(str)
+    if pricing_of(ds, billed_on).within_plan:
+        strata = strata + "|" + ds.accounts.loc[both.index, "plan"].fillna("").astype(str)
+    tests = [stats.stratified_auc(both[m.name].to_numpy(float), in_value, strata.to_numpy(),
+                                  min_class=params.min_class_size) for m in ds.metrics]
+    qs = stats.bh_adjust([t.p for t in tests])
     effects = sorted(
-        (Separation(m.name, m.description or m.name.replace("_", " "),
-                    _cohens_d(value_levels[m.name], lost_levels[m.name])) for m in ds.metrics),
-        key=lambda s: -s.effect_size if math.isfinite(s.effect_size) else math.inf,
-    )
-    top = tuple(s for s in effects if math.isfinite(s.effect_size)
-                and s.effect_size >= MIN_EFFECT)[:2]
+        (Separation(m.name, m.description or m.name.replace("_", " "), float(t.value), q)
+         for m, t, q in zip(ds.metrics, tests, qs, strict=True)
+         if t.value is not None and q is not None),
+        key=lambda s: -s.effect_size)
+    top = tuple(s for s in effects
+                if s.q < params.alpha and s.effect_size >= params.min_auc)[:2]
     if top:
-        named = " and ".join(f"{s.description} ({s.metric})" for s in top)
+        named = " and ".join(f"{s.description} ({s.metric}; AUC {s.effect_size:.2f} with tenure "
+                             f"fixed, q {stats.p_text(s.q)})" for s in top)
         insight = f"Value correlates with {named}."
     else:
-        insight = (f"No metric separates {value_rule.name} from {lost_rule.name} by half a "
-                   "standard deviation or more.")
+        insight = (f"No metric separates {value_rule.name} from {lost_rule.name} significantly "
+                   "once account age (and plan, when prices follow plans) is accounted for.")
     return SegmentComparison(ds.windows.as_of, summaries, top, insight)

@@ -7,9 +7,17 @@ Choices a careful analyst has to make, made once here:
   data) and all metrics share the same resamples; on continuous data this matches
   re-ranking each resample to within Monte Carlo error, and the tests hold it to
   scipy.stats.bootstrap.
-* Partial Spearman: Pearson's partial correlation of ranks, with n - 3 degrees of freedom
-  (as pingouin's ``partial_corr(method="spearman")``); ranks make "log account age" and
-  account age the same control.
+* Partial Spearman: Pearson's partial correlation of ranks, with n - 2 - k degrees of
+  freedom for k controls (as pingouin's ``partial_corr(method="spearman")``); ranks make
+  "log account age" and account age the same control. A grouping (the plan) is held fixed by
+  removing each group's mean rank as well, which is the pooled within-plan rank
+  correlation: when prices follow plans, big accounts buy big plans and every usage metric
+  correlates with ARR across plans; within a plan it must earn its correlation.
+* Stratified AUC (accounts of similar age compared with each other, in bands of about 25
+  accounts): AUCs within strata
+  combined with weights n1 x n0 (the pairs each stratum compares, as van Elteren's test),
+  DeLong variances combined the same way, normal p. Why: a metric that only grows with
+  account age must not predict an outcome that also depends on age.
 * AUC = P(score of a positive > score of a negative) + ties/2 = Mann-Whitney U / (n1 n0);
   CI from DeLong's variance (pROC's default); p-value from the Mann-Whitney test.
 * Trend across usage bins: for a rate, the linear-by-linear association test (Agresti's
@@ -122,25 +130,88 @@ def spearman(x: ArrayLike, y: ArrayLike, *, resamples: int, rng: np.random.Gener
 
 def partial_spearman(x: ArrayLike, y: ArrayLike, z: ArrayLike, *, min_n: int) -> Estimate:
     """Spearman correlation of x and y with z held fixed (rank partial correlation)."""
-    xa, ya, za = (np.asarray(v, float) for v in (x, y, z))
+    return partial_rank_correlation(x, y, [z], min_n=min_n)
+
+
+def partial_rank_correlation(x: ArrayLike, y: ArrayLike, controls: Sequence[ArrayLike], *,
+                             min_n: int, groups: ArrayLike | None = None) -> Estimate:
+    """Rank correlation of x and y holding ``controls`` (ranked) and ``groups`` fixed.
+
+    The ranks of x and y are regressed on the ranks of the controls and one indicator per
+    group; the estimate is the correlation of the residuals, with a t test on
+    n - 2 - (number of controls) degrees of freedom and a Fisher-z interval.
+    """
+    xa, ya = np.asarray(x, float), np.asarray(y, float)
     n = len(xa)
     if n < min_n:
         return Estimate.insufficient(n, f"insufficient data: {n} accounts, need {min_n}")
-    if min(np.ptp(xa), np.ptp(ya), np.ptp(za)) == 0:
+    design = [np.ones(n)] + [stats.rankdata(np.asarray(c, float)) for c in controls]
+    if groups is not None:
+        labels = np.unique(np.asarray(groups), return_inverse=True)[1]
+        design += [(labels == g).astype(float) for g in range(1, labels.max() + 1)]
+    basis = np.column_stack(design)
+    k = np.linalg.matrix_rank(basis) - 1
+    dof = n - 2 - k
+    if np.ptp(xa) == 0 or np.ptp(ya) == 0 or dof < 2:
         return Estimate.insufficient(n, "insufficient data: no variation to correlate")
-    r = np.corrcoef([stats.rankdata(xa), stats.rankdata(ya), stats.rankdata(za)])
-    rxy, rxz, ryz = r[0, 1], r[0, 2], r[1, 2]
-    denom = math.sqrt(max((1 - rxz**2) * (1 - ryz**2), 0.0))
-    if denom == 0:
-        return Estimate.insufficient(n, "insufficient data: usage is fully explained by tenure")
-    rho = float(np.clip((rxy - rxz * ryz) / denom, -1, 1))
-    dof = n - 3
+    residuals = []
+    for v in (stats.rankdata(xa), stats.rankdata(ya)):
+        coef, *_ = np.linalg.lstsq(basis, v, rcond=None)
+        residuals.append(v - basis @ coef)
+    rx, ry = residuals
+    denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    if denom <= 1e-9 * n * n:
+        return Estimate.insufficient(n, "insufficient data: usage is fully explained by "
+                                        "tenure" + (" and plan" if groups is not None else ""))
+    rho = float(np.clip(float(rx @ ry) / denom, -1, 1))
     t = rho * math.sqrt(dof / max(1 - rho**2, 1e-300))
     p = float(2 * stats.t.sf(abs(t), dof))
-    # Fisher-z interval on the partial correlation (one controlled variable)
-    zr, se = math.atanh(min(max(rho, -0.999999), 0.999999)), 1 / math.sqrt(n - 4)
+    zr, se = math.atanh(min(max(rho, -0.999999), 0.999999)), 1 / math.sqrt(max(dof - 1, 1))
     ci = (math.tanh(zr - 1.959964 * se), math.tanh(zr + 1.959964 * se))
     return Estimate(rho, ci, p, n)
+
+
+def _delong(pos: Array, neg: Array) -> tuple[float, float]:
+    """AUC of positives over negatives and DeLong's variance of it."""
+    m, k = len(pos), len(neg)
+    tx, ty = stats.rankdata(pos), stats.rankdata(neg)
+    tz = stats.rankdata(np.concatenate([pos, neg]))
+    value = (tz[:m].sum() - m * (m + 1) / 2) / (m * k)
+    v01 = (tz[:m] - tx) / k
+    v10 = 1 - (tz[m:] - ty) / m
+    var = np.var(v01, ddof=1) / m + np.var(v10, ddof=1) / k
+    return float(value), float(max(var, 0.0))
+
+
+def stratified_auc(scores: ArrayLike, positive: ArrayLike, strata: ArrayLike, *,
+                   min_class: int) -> Estimate:
+    """AUC comparing accounts only within their stratum (e.g. tenure band), with a 95% CI."""
+    s = np.asarray(scores, float)
+    y = np.asarray(positive, bool)
+    g = np.asarray(strata)
+    m, k = int(y.sum()), int((~y).sum())
+    if min(m, k) < min_class:
+        return Estimate.insufficient(
+            len(s), f"insufficient data: {m} positive and {k} negative accounts, need "
+            f"{min_class} of each")
+    total_w, value, var = 0.0, 0.0, 0.0
+    for label in np.unique(g):
+        inside = g == label
+        pos, neg = s[inside & y], s[inside & ~y]
+        if len(pos) < 2 or len(neg) < 2:
+            continue
+        a, v = _delong(pos, neg)
+        w = float(len(pos) * len(neg))
+        total_w += w
+        value += w * a
+        var += w * w * v
+    if total_w == 0:
+        return Estimate.insufficient(len(s), "insufficient data: no stratum has both outcomes")
+    value /= total_w
+    se = math.sqrt(var) / total_w
+    p = 1.0 if se == 0 else float(2 * stats.norm.sf(abs(value - 0.5) / se))
+    ci = (max(0.0, value - 1.959964 * se), min(1.0, value + 1.959964 * se))
+    return Estimate(value, ci, p, len(s))
 
 
 def auc(scores: ArrayLike, positive: ArrayLike, *, min_class: int) -> Estimate:
@@ -153,19 +224,36 @@ def auc(scores: ArrayLike, positive: ArrayLike, *, min_class: int) -> Estimate:
         return Estimate.insufficient(
             len(s), f"insufficient data: {m} positive and {k} negative accounts, need "
             f"{min_class} of each")
-    tx, ty = stats.rankdata(pos), stats.rankdata(neg)
-    tz = stats.rankdata(np.concatenate([pos, neg]))
-    value = (tz[:m].sum() - m * (m + 1) / 2) / (m * k)
-    v01 = (tz[:m] - tx) / k
-    v10 = 1 - (tz[m:] - ty) / m
-    var = np.var(v01, ddof=1) / m + np.var(v10, ddof=1) / k
-    se = math.sqrt(max(var, 0.0))
+    value, var = _delong(pos, neg)
+    se = math.sqrt(var)
     ci = (max(0.0, value - 1.959964 * se), min(1.0, value + 1.959964 * se))
     if np.ptp(s) == 0:
         p = 1.0
     else:
         p = float(stats.mannwhitneyu(pos, neg, alternative="two-sided").pvalue)
-    return Estimate(float(value), ci, p, len(s))
+    return Estimate(value, ci, p, len(s))
+
+
+def strata_by_quantile(x: ArrayLike) -> NDArray[np.int64]:
+    """Narrow quantile bands of ``x`` (e.g. log tenure) as stratum labels.
+
+    About 25 accounts a band (5 to 50 bands): narrow enough that a metric growing with age
+    hardly differs inside a band, wide enough that most bands hold both outcomes.
+    """
+    xa = np.asarray(x, float)
+    if len(xa) == 0:
+        return np.zeros(0, np.int64)
+    return quantile_bins(xa, int(np.clip(len(xa) // 25, 5, 50)))
+
+
+def p_text(p: float | None) -> str:
+    """A p or q value for people: '< 0.001', else three significant digits below 0.1 so
+    0.0498 is never printed as 0.05 (the side of alpha it falls on must show)."""
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3g}" if p < 0.1 else f"{p:.2f}"
 
 
 def bh_adjust(pvalues: list[float | None]) -> list[float | None]:
@@ -252,8 +340,13 @@ def _best_j(group_pos: NDArray[Any], group_neg: NDArray[Any],
 
 
 def youden_cutoff(level: ArrayLike, positive: ArrayLike, *, rng: np.random.Generator,
-                  resamples: int, permutations: int, min_accounts: int) -> Cutoff | str:
-    """The cutoff maximising Youden's J, or the reason there is none."""
+                  resamples: int, permutations: int, min_accounts: int,
+                  min_events: int = 1, strata: ArrayLike | None = None) -> Cutoff | str:
+    """The cutoff maximising Youden's J, or the reason there is none.
+
+    ``strata`` (e.g. tenure bands): the permutation test shuffles outcomes only within a
+    stratum, so a level that tracks what the strata explain does not beat chance.
+    """
     x = np.asarray(level, float)
     y = np.asarray(positive, bool)
     n = len(x)
@@ -262,6 +355,10 @@ def youden_cutoff(level: ArrayLike, positive: ArrayLike, *, rng: np.random.Gener
         return f"insufficient data: {n} accounts, need {max(min_accounts, 2 * min_side)}"
     if y.all() or not y.any():
         return "insufficient data: every account has the same outcome"
+    smaller = int(min(y.sum(), (~y).sum()))
+    if smaller < min_events:
+        return (f"insufficient data: {smaller} accounts in the smaller outcome class, need "
+                f"{min_events}")
     values, group = np.unique(x, return_inverse=True)
     u = len(values)
     pos = np.bincount(group[y], minlength=u)
@@ -271,16 +368,22 @@ def youden_cutoff(level: ArrayLike, positive: ArrayLike, *, rng: np.random.Gener
     if not math.isfinite(j) or u < 2:
         return "none found: no cutoff leaves enough accounts on both sides"
 
-    # permutation test of the maximal J (labels shuffled, cutoff re-chosen each time)
+    # permutation test of the maximal J (labels shuffled, cutoff re-chosen each time);
+    # within strata when given, so what the strata explain (account age) is kept
     exceed = 0
-    order = np.argsort(group, kind="stable")
+    labels = np.zeros(n, np.int64) if strata is None else np.unique(
+        np.asarray(strata), return_inverse=True)[1]
+    order = np.argsort(labels, kind="stable")
+    blocks = np.split(np.arange(n), np.flatnonzero(np.diff(labels[order])) + 1)
     sorted_group = group[order]
     y_sorted = y[order]
     batch = max(1, _BATCH_CELLS // n)
     done = 0
     while done < permutations:
         b = min(batch, permutations - done)
-        shuffled = rng.permuted(np.tile(y_sorted, (b, 1)), axis=1)
+        shuffled = np.tile(y_sorted, (b, 1))
+        for block in blocks:
+            shuffled[:, block] = rng.permuted(shuffled[:, block], axis=1)
         offsets = (np.arange(b)[:, None] * u + sorted_group[None, :]).ravel()
         pos_b = np.bincount(offsets, weights=shuffled.ravel(), minlength=b * u).reshape(b, u)
         _, jb = _best_j(pos_b, (pos + neg)[None, :] - pos_b, min_side)

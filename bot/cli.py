@@ -30,7 +30,6 @@ from analysis.imports import (
 )
 from bot.commands import UsageError
 from bot.config import ConfigError, DatabaseSettings, Secrets, Settings, load_settings
-from bot.render import AlertTemplateError
 from bot.sender import SecretRedactor
 
 if TYPE_CHECKING:
@@ -57,8 +56,8 @@ def _progress(label: str) -> Progress:
     started = time.perf_counter()
     last_phase, last_at = [""], [started]
     doing = {"wait": "waiting for another writer to finish", "read": "read and staged",
-             "check": "checking keys and accounts", "upsert": "writing the table and its "
-             "indexes", "commit": "committing"}
+             "check": "looking for duplicate keys", "upsert": "writing the table",
+             "index": "building indexes", "commit": "committing"}
 
     def report(phase: str, count: int | None) -> None:
         now = time.perf_counter()
@@ -325,7 +324,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.no_scheduler:
         scheduler.start(Jobs(engine, settings, Sender(app.client)), blocking=False)
     if args.http:
-        serve_http(app, args.host, args.port)
+        serve_http(app, args.host, args.port, settings.serve.http_threads)
     else:
         serve_socket_mode(app, secrets.app_token)
     return 0
@@ -357,6 +356,14 @@ def _date_arg(text: str | None) -> dt.date | None:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--as-of: bad date {text!r} (expected YYYY-MM-DD)") from None
+
+
+def _alert_template_error() -> type[Exception]:
+    # imported only once an error reaches main(): bot.render pulls in scipy, seconds of
+    # start-up that commands such as `import` do not need
+    from bot.render import AlertTemplateError
+
+    return AlertTemplateError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -483,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportRejected as exc:
         print(exc.describe(), file=sys.stderr)
         return EXIT_ERROR
-    except (ConfigError, DatabaseError, NoData, AlertTemplateError) as exc:
+    except (ConfigError, DatabaseError, NoData, _alert_template_error()) as exc:
         print(f"valuemetric: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # e.g. `valuemetric manifest | head`

@@ -107,6 +107,13 @@ class ServeSettings:
 
 
 @dataclass(frozen=True)
+class PricingSettings:
+    billed_on: str = setting("", help='what sets ARR today: "plan" (plan tiers), "flat" (one '
+                             'price) or a metric name from [[metrics]] (priced per unit); empty: '
+                             "detected from the data")
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = setting(help="where usage lives", factory=DatabaseSettings)
     analysis: AnalysisSettings = setting(help="analysis windows", factory=AnalysisSettings)
@@ -122,6 +129,8 @@ class Settings:
     delivery: DeliverySettings = setting(help="exactly-once scheduled posts",
                                          factory=DeliverySettings)
     serve: ServeSettings = setting(help="`valuemetric serve` capacity", factory=ServeSettings)
+    pricing: PricingSettings = setting(help="how prices are set today",
+                                       factory=PricingSettings)
 
 
 @dataclass(frozen=True)
@@ -252,9 +261,15 @@ def _check(settings: Settings, source: str) -> None:
                     f"{source}: plans.{name}.limits.{metric}: unknown metric; "
                     "add it to [[metrics]] or fix the name"
                 )
+    billed_on = settings.pricing.billed_on
+    if billed_on not in ("", "plan", "flat") and billed_on not in known:
+        close = difflib.get_close_matches(billed_on, names, n=1)
+        hint = (f"did you mean '{close[0]}'?" if close
+                else 'use "plan", "flat" or a metric listed in [[metrics]]')
+        raise ConfigError(f"{source}: pricing.billed_on: unknown metric '{billed_on}' ({hint})")
     a = settings.analysis
     for key in ("window_days", "early_days", "horizon_days", "expansion_lookback_days",
-                "min_accounts", "min_class_size", "bootstrap_resamples"):
+                "min_accounts", "min_class_size", "bootstrap_resamples", "min_events"):
         if getattr(a, key) < 1:
             raise ConfigError(f"{source}: analysis.{key}: must be at least 1")
     if not 0 < a.alpha < 1:

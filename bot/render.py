@@ -41,7 +41,8 @@ from analysis.customer import Customer
 from analysis.recommend import Recommendation
 from analysis.segments import SegmentComparison
 from analysis.simulate import Simulation
-from analysis.stats import Cutoff, Estimate
+from analysis.stats import Cutoff, Estimate, p_text
+from analysis.survival import HazardRatio, KaplanMeierBand
 from analysis.thresholds import Threshold, Thresholds
 from bot import glossary
 from bot.blocks import Chart, Message, block_text_length, to_message, to_messages
@@ -170,7 +171,7 @@ def _environment(env_class: type[Environment] = Environment, loader: BaseLoader 
     env = env_class(loader=loader or PackageLoader("bot", "templates"),
                     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                     keep_trailing_newline=False, autoescape=False, **options)
-    env.filters.update(fmt=fmt, pct=pct, ci=ci, qty=qty, mrkdwn=escape_mrkdwn)
+    env.filters.update(fmt=fmt, pct=pct, ci=ci, qty=qty, mrkdwn=escape_mrkdwn, pval=p_text)
     env.globals.update(usage_line=usage_line, signals=signals, strength=strength)
     return env
 
@@ -375,6 +376,18 @@ def _est(e: Estimate) -> dict[str, Any]:
             "q": _num(e.p_adjusted), "n": e.n, "note": e.note or None}
 
 
+def _hazard(h: HazardRatio) -> dict[str, Any]:
+    return {"hazard_ratio": _num(h.hazard_ratio), "ci": list(h.ci) if h.ci else None,
+            "p": _num(h.p), "q": _num(h.q), "n": h.n, "events": h.events,
+            "concordance": _num(h.concordance), "note": h.note or None}
+
+
+def _band(b: KaplanMeierBand) -> dict[str, Any]:
+    return {"label": b.label, "lo": b.lo, "hi": b.hi, "n": b.n, "events": b.events,
+            "times": list(b.times), "survival": list(b.survival),
+            "ci_lower": list(b.ci_lower), "ci_upper": list(b.ci_upper)}
+
+
 def _correlation(c: Correlation) -> dict[str, Any]:
     rows = []
     for m in c.metrics:
@@ -397,9 +410,20 @@ def _correlation(c: Correlation) -> dict[str, Any]:
             "confounded_by_tenure": m.confounded_by_tenure(c.alpha),
             "n": {"arr": m.arr.n, "retention": m.retention.n, "expansion": m.expansion.n},
             "detail": {"arr": _est(m.arr), "arr_partial": _est(m.arr_partial),
-                       "retention": _est(m.retention), "expansion": _est(m.expansion)},
+                       "retention": _est(m.retention), "expansion": _est(m.expansion),
+                       "arr_evidence": _est(m.arr_evidence),
+                       "expansion_adjusted": _est(m.expansion_adjusted)},
+            "category": m.metric.category, "category_inferred": m.metric.category_inferred,
+            "arr_by_construction": m.by_construction,
+            "survival": _hazard(m.survival),
+            "warning": m.harmful(c.alpha),
         })
-    return {"as_of": c.as_of.isoformat(), "alpha": c.alpha, "metrics": rows}
+    p = c.pricing
+    return {"as_of": c.as_of.isoformat(), "alpha": c.alpha, "metrics": rows,
+            "pricing": {"billed_on": p.billed_on or None, "plan_eta2": _num(p.plan_eta2),
+                        "within_plan": p.within_plan, "detected": p.detected,
+                        "note": p.note or None},
+            "n_early_churned": c.n_early_churned, "n_survival": c.n_survival}
 
 
 def _cutoff(t: Threshold) -> dict[str, Any] | None:
@@ -409,16 +433,24 @@ def _cutoff(t: Threshold) -> dict[str, Any] | None:
     return {"value": c.value, "rate_above": c.rate_above, "rate_below": c.rate_below,
             "lift": _num(c.lift), "ppv": c.ppv, "npv": c.npv, "sensitivity": c.sensitivity,
             "specificity": c.specificity, "n_above": c.n_above, "n_below": c.n_below,
-            "ci": list(c.ci), "p_value": c.p_value, "youden_j": c.j}
+            "ci": list(c.ci), "p_value": c.p_value, "q": _num(t.q), "youden_j": c.j}
 
 
 def _thresholds(t: Thresholds) -> dict[str, Any]:
+    price = t.price_increase
     return {
         "metric": t.metric,
         "activation": _cutoff(t.activation),
         "expansion": _cutoff(t.expansion),
-        "price_increase": ({"value": t.price_increase.value, "n_events": t.price_increase.n_events}
-                           if t.price_increase.value is not None else None),
+        "price_increase": ({"value": price.value, "n_events": price.n_events,
+                            "lift": _num(price.lift),
+                            "lift_ci": list(price.lift_ci) if price.lift_ci else None,
+                            "rate_above": price.rate_above, "rate_below": price.rate_below,
+                            "separation": _est(price.separation) if price.separation else None}
+                           if price.value is not None else None),
+        "survival": _hazard(t.survival),
+        "survival_bands": [_band(b) for b in t.survival_bands],
+        "n_early_churned": t.n_early_churned,
         "notes": {"activation": t.activation.reason or None,
                   "expansion": t.expansion.reason or None,
                   "price_increase": t.price_increase.reason or None},
@@ -430,7 +462,7 @@ def _segments(s: SegmentComparison) -> dict[str, Any]:
             "segments": [{"name": g.name, "n": g.n, "churned": g.churned,
                           "means": {k: _num(v) for k, v in g.means.items()},
                           "mean_arr": _num(g.mean_arr)} for g in s.segments],
-            "separating": [{"metric": x.metric, "effect_size": x.effect_size}
+            "separating": [{"metric": x.metric, "effect_size": x.effect_size, "q": x.q}
                            for x in s.separating],
             "insight": s.insight}
 
@@ -438,7 +470,7 @@ def _segments(s: SegmentComparison) -> dict[str, Any]:
 def _recommendation(r: Recommendation) -> dict[str, Any]:
     return {"as_of": r.as_of.isoformat(), "primary_metric": r.primary, "gate": list(r.gate),
             "scorecard": [{**s.__dict__, "caveats": list(s.caveats)} for s in r.scorecard],
-            "text": r.text}
+            "tied": list(r.tied), "warnings": list(r.warnings), "text": r.text}
 
 
 def _customer(c: Customer) -> dict[str, Any]:
@@ -517,8 +549,10 @@ def to_json_data(report: Report) -> Any:
         "help": lambda _: {"usage": usage_line(),
                            "commands": {n: {"argument": a or None, "help": h}
                                         for n, (a, h) in COMMANDS.items()}},
-        "metrics": lambda ms: {"metrics": [{**m.__dict__, "easy_to_understand":
-                                            m.is_easy_to_understand,
+        "metrics": lambda ms: {"metrics": [{**{k: v for k, v in m.__dict__.items()
+                                               if not k.startswith("_")},
+                                            "category_inferred": m.category_inferred,
+                                            "easy_to_understand": m.is_easy_to_understand,
                                             "hard_to_game": m.is_hard_to_game} for m in ms]},
         "correlate": _correlation, "thresholds": _thresholds, "segments": _segments,
         "recommend": _recommendation, "customer": _customer, "simulate": _simulation,

@@ -35,7 +35,7 @@ from analysis.dataset import Dataset, NoData, load_dataset
 from analysis.recommend import Recommendation, recommend
 from analysis.segments import SegmentComparison, compare_segments
 from analysis.simulate import Simulation, simulate
-from analysis.thresholds import Thresholds, find_thresholds
+from analysis.thresholds import Thresholds, find_all_thresholds
 from bot import glossary
 from bot.commands import COMMANDS, Command, UsageError, suggestion, usage_line
 from bot.config import Settings
@@ -237,23 +237,29 @@ class Context:
 
     @functools.cached_property
     def correlation(self) -> Correlation:
-        return correlate(self.dataset, self.settings.analysis)
+        return correlate(self.dataset, self.settings.analysis, self.settings.pricing.billed_on)
 
     @functools.cached_property
     def segments(self) -> SegmentComparison:
-        return compare_segments(self.dataset, self.settings.segments,
-                                self.settings.analysis.min_accounts)
+        return compare_segments(self.dataset, self.settings.segments, self.settings.analysis,
+                                self.settings.pricing.billed_on)
 
     @functools.cached_property
     def recommendation(self) -> Recommendation:
         return recommend(self.dataset, self.correlation, self.settings.analysis)
 
-    @functools.cache  # noqa: B019 - a Context lives for one request
-    def thresholds(self, metric: str) -> Thresholds:
+    @functools.cached_property
+    def all_thresholds(self) -> dict[str, Thresholds]:
+        """Every metric's thresholds: one BH family across metrics and threshold kinds."""
+        windows = self.dataset.windows
         with self.engine.connect() as conn:
-            increases = features.mrr_increase_levels(conn, metric,
-                                                     self.dataset.windows.window_days)
-        return find_thresholds(self.dataset, metric, increases, self.settings.analysis)
+            increases = features.increase_panel(conn, self.names(), windows.window_days,
+                                                windows.as_of)
+        return find_all_thresholds(self.dataset, self.correlation, increases,
+                                   self.settings.analysis)
+
+    def thresholds(self, metric: str) -> Thresholds:
+        return self.all_thresholds[metric]
 
     def customer(self, account: str) -> Customer:
         accounts = self.dataset.accounts
@@ -274,9 +280,14 @@ class Context:
         a = self.settings.alerts
         learned: dict[str, float | None] = {}
         if a.learned_thresholds:
+            alpha = self.settings.analysis.alpha
             for name in self.names():
+                # only where expansion follows usage among accounts of the same age: a
+                # metric that just tracks account age would alert on every old account
+                adjusted = self.correlation.get(name).expansion_adjusted
+                holds = adjusted.significant(alpha) and (adjusted.value or 0) > 0.5
                 cutoff = self.thresholds(name).expansion.cutoff
-                learned[name] = cutoff.value if cutoff else None
+                learned[name] = cutoff.value if cutoff and holds else None
         return build_rules(learned, [(r.metric, r.above, r.plans) for r in a.rules],
                            {name: plan.limits for name, plan in self.settings.plans.items()},
                            a.plan_limit_shares)

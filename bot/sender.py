@@ -198,6 +198,9 @@ class Sender:
         except SlackApiError as exc:
             log.error("chat.update in %s failed: %s", channel, exc.response.get("error"))
             return False
+        except (OSError, http.client.HTTPException) as exc:
+            log.error("chat.update in %s failed: %s", channel, exc)
+            return False
         return True
 
     def post(self, channel: str, message: Message) -> str | None:
@@ -207,6 +210,9 @@ class Sender:
                                                     blocks=message.blocks, unfurl_links=False)
         except SlackApiError as exc:
             log.error("chat.postMessage to %s failed: %s", channel, exc.response.get("error"))
+            return None
+        except (OSError, http.client.HTTPException) as exc:
+            log.error("chat.postMessage to %s failed: %s", channel, exc)
             return None
         return str(response.get("ts"))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import random
 import re
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,12 +27,13 @@ from analysis.schema import alert_state, deliveries
 from bot import jobs as jobs_module
 from bot.blocks import Message, to_message
 from bot.cli import main
-from bot.config import Settings, load_settings
+from bot.config import AccessSettings, Settings, load_settings
+from bot.server import stop_http_server
 from tests import planted, test_scheduled
 from tests.conftest import DATABASES, new_database
 from tests.fake_slack import FakeSlack, block_problem
 from tests.test_scheduled import ALERT_CONFIG, NOW, _add_week, _alert_dataset, jobs_for
-from tests.test_slack import BOT_TOKEN
+from tests.test_slack import BOT_TOKEN, post, start_bot
 
 # the scheduled tests' fixtures: a fake Slack, and settings on a planted dataset
 fake = test_scheduled.fake
@@ -406,3 +409,45 @@ def test_revoked_token_stops_start_up_with_one_line(planted_url: str, fake: Fake
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "token_revoked" in result.stderr and "reinstall the app" in result.stderr
     assert BOT_TOKEN not in result.stderr
+
+
+# -- alert buttons ------------------------------------------------------------------------
+
+
+def _click(bot_url: str, fake: FakeSlack, card: dict[str, object], user: str, value: str,
+           name: str) -> tuple[int, float]:
+    payload = {"type": "block_actions", "user": {"id": user}, "team": {"id": "T1"},
+               "api_app_id": "A1", "token": "x", "channel": {"id": "CALERT"},
+               "trigger_id": "1.2.3", "container": {"type": "message",
+                                                    "message_ts": card["ts"]},
+               "message": {"ts": card["ts"], "text": card["text"], "blocks": card["blocks"]},
+               "response_url": fake.response_url(name),
+               "actions": [{"type": "button", "action_id": "vm_alert_snooze", "value": value,
+                            "block_id": "vm_alert_actions"}]}
+    status, _, elapsed = post(bot_url, urllib.parse.urlencode({"payload": json.dumps(payload)}))
+    return status, elapsed
+
+
+def test_buttons_obey_access_and_answer_problems_ephemerally(
+        alert_setup: tuple[Path, str, Settings], fake: FakeSlack) -> None:
+    _, _, settings = alert_setup
+    jobs_for(settings, fake).post_alerts(NOW)
+    card = fake.posted("CALERT")[0]
+    actions = card["blocks"][-1]  # type: ignore[index]
+    value = actions["elements"][0]["value"]
+    restricted = dataclasses.replace(settings, access=AccessSettings(allowed_users=["UOK"]))
+    bot, server = start_bot(restricted, fake)
+    try:
+        assert _click(bot.url, fake, card, "USTRANGER", value, "denied")[0] == 200
+        denied = fake.wait_for("/response/denied")[0].body
+        assert "not authorized" in denied["text"] and denied["response_type"] == "ephemeral"
+        assert _click(bot.url, fake, card, "UOK", "999999", "unknown")[0] == 200
+        unknown = fake.wait_for("/response/unknown")[0].body
+        assert "no record of this alert" in unknown["text"]
+        assert fake.calls_to("/api/chat.update") == []  # the card is unchanged
+        status, elapsed = _click(bot.url, fake, card, "UOK", value, "ok")
+        assert status == 200 and elapsed < 3
+        (updated,) = fake.wait_for("/api/chat.update")
+        assert "Snoozed for 30 days by <@UOK>" in json.dumps(updated.body["blocks"])
+    finally:
+        stop_http_server(server)

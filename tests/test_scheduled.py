@@ -22,6 +22,7 @@ from bot.config import DigestSettings, Settings, SlackSettings, load_settings
 from bot.jobs import Jobs, digest_trigger, fire_times
 from bot.render import SAMPLE_CROSSING, AlertRenderer, AlertTemplateError
 from bot.sender import Sender, make_web_client
+from bot.server import stop_http_server
 from tests import planted
 from tests.conftest import DATABASES, new_database
 from tests.fake_slack import Call, FakeSlack
@@ -424,8 +425,7 @@ def test_alert_buttons_store_the_choice_and_update_the_message(
             assert status == 200 and elapsed < 3
         updates = fake.wait_for("/api/chat.update", count=2)
     finally:
-        server.shutdown()
-        server.server_close()
+        stop_http_server(server)
     texts = sorted(json.dumps(u.body["blocks"]) for u in updates)
     assert any("Snoozed for 30 days by <@U0CSM>" in t for t in texts)
     assert any("Not a fit (wrong timing), by <@U0CSM>" in t for t in texts)

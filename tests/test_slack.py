@@ -37,7 +37,7 @@ from bot.config import (
     load_settings,
 )
 from bot.sender import make_web_client
-from bot.server import make_http_server
+from bot.server import make_http_server, stop_http_server
 from tests import planted
 from tests.fake_slack import FakeSlack
 
@@ -128,8 +128,8 @@ def start_bot(settings: Settings, fake: FakeSlack) -> tuple[Bot, Any]:
     app = create_app(settings, Secrets(BOT_TOKEN, SIGNING_SECRET, ""), engine,
                      make_web_client(BOT_TOKEN, fake.api_url))
     server = make_http_server(app, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return Bot(f"http://127.0.0.1:{server.server_port}/slack/events", fake), server
+    threading.Thread(target=server.run, daemon=True).start()
+    return Bot(f"http://127.0.0.1:{server.effective_port}/slack/events", fake), server
 
 
 @pytest.fixture
@@ -143,8 +143,7 @@ def bot_for(fake: FakeSlack) -> Iterator[Any]:
 
     yield build
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        stop_http_server(server)
 
 
 @pytest.fixture
@@ -482,7 +481,8 @@ def test_manifest_lists_the_command_and_scopes(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "command: /valuemetric" in out and "url: https://vm.example.com/slack/events" in out
     assert "socket_mode_enabled: false" in out
-    for scope in ("commands", "chat:write", "files:write", "im:write", "usergroups:read"):
+    for scope in ("commands", "chat:write", "files:write", "im:write", "usergroups:read",
+                  "channels:history", "groups:history"):
         assert f"- {scope}\n" in out
     assert main(["manifest"]) == 0
     assert "socket_mode_enabled: true" in capsys.readouterr().out

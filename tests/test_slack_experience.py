@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import json
 import re
 import time
@@ -38,6 +39,7 @@ from bot.render import (
     render_text,
 )
 from bot.sender import Sender, make_web_client
+from bot.server import stop_http_server
 from tests.fake_slack import FakeSlack
 from tests.test_slack import planted_db as shared_planted_db  # noqa: F401 (a fixture)
 from tests.test_slack import sign, start_bot
@@ -297,10 +299,20 @@ def test_wilson_interval_matches_statsmodels(k: int, n: int) -> None:
     assert wilson(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-9)
 
 
-def test_threshold_chart_is_a_png(planted_ctx: reports.Context) -> None:
+def test_threshold_chart_adds_retention_curves_when_survival_ran(
+        planted_ctx: reports.Context) -> None:
+    from PIL import Image
+
     proxies = planted_ctx.correlation.get("seats").alignment.proxies
-    png = threshold_chart("seats", proxies, planted_ctx.thresholds("seats"), "seats")
-    assert png is not None and png.startswith(b"\x89PNG")
+    thresholds = planted_ctx.thresholds("seats")
+    assert thresholds.survival_bands
+    with_curves = threshold_chart("seats", proxies, thresholds, "seats")
+    without = threshold_chart("seats", proxies,
+                              dataclasses.replace(thresholds, survival_bands=()), "seats")
+    assert with_curves is not None and without is not None
+    assert with_curves.startswith(b"\x89PNG")
+    heights = [Image.open(io.BytesIO(png)).size[1] for png in (with_curves, without)]
+    assert heights[0] > heights[1] * 1.3  # one more panel
 
 
 # -- templates: broken or endless ones are caught at start-up ---------------------------------
@@ -430,8 +442,7 @@ def test_app_home_opened_over_signed_http_publishes_the_home_tab(
         assert call.body["user_id"] == "U0OPENER" and call.body["view"]["type"] == "home"
         check_limits(call.body["view"]["blocks"], max_blocks=100)
     finally:
-        server.shutdown()
-        server.server_close()
+        stop_http_server(server)
 
 
 # -- first install: the fix from doctor, then the digest arrives, as a thread -----------------
