@@ -55,6 +55,13 @@ def infer_category(name: str) -> str:
     return next((category for category, known in NAME_WORDS if words & known), "usage")
 
 
+# Length of a metric's period in days. A month is 30 days ending at the window's end (not a
+# calendar month), so every account's window holds the same whole periods.
+PERIOD_DAYS = {"day": 1, "week": 7, "month": 30}
+AGGREGATES = ("count", "distinct_users", "sum")
+KINDS = ("count", "state")
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str = setting(help="metric name as it appears in usage.metric")
@@ -64,6 +71,16 @@ class Metric:
     description: str = setting("", help="what it measures, e.g. 'team adoption'")
     easy_to_understand: bool | None = setting(None, help="override the category's default")
     hard_to_game: bool | None = setting(None, help="override the category's default")
+    kind: str = setting("", help="count (per period; no row = 0) or state (the last snapshot "
+                        "holds); default: count for event metrics, state for snapshots")
+    events: list[str] | None = setting(None, help="define the metric from events with these "
+                                       "names ([] = every event) instead of usage snapshots")
+    aggregate: str = setting("count", help="event metrics: count | distinct_users | sum "
+                             "(of value)")
+    period: str = setting("week", help="event metrics: day | week | month; the level is the "
+                          "mean per period over the window")
+    max_age_days: int = setting(366, help="state metrics: a snapshot holds at most this many "
+                                "days without a newer one")
 
     def __post_init__(self) -> None:
         # frozen: the inferred category is filled in once, here, and remembered as inferred
@@ -75,6 +92,26 @@ class Metric:
                 f"metric '{self.name}': category '{self.category}' is not one of "
                 + ", ".join(CATEGORIES)
             )
+        for key, value, allowed in (("kind", self.kind, ("", *KINDS)),
+                                    ("aggregate", self.aggregate, AGGREGATES),
+                                    ("period", self.period, tuple(PERIOD_DAYS))):
+            if value not in allowed:
+                raise ValueError(f"metric '{self.name}': {key} '{value}' is not one of "
+                                 + ", ".join(a for a in allowed if a))
+        if self.from_events and self.kind == "state":
+            raise ValueError(f"metric '{self.name}': an event metric counts events; remove "
+                             "kind = \"state\" or define it from usage snapshots")
+        if self.max_age_days < 1:
+            raise ValueError(f"metric '{self.name}': max_age_days must be at least 1")
+
+    @property
+    def from_events(self) -> bool:
+        return self.events is not None
+
+    @property
+    def semantics(self) -> str:
+        """``count`` or ``state`` (events count; snapshots hold unless configured)."""
+        return self.kind or ("count" if self.from_events else "state")
 
     @property
     def category_inferred(self) -> bool:

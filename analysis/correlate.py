@@ -61,7 +61,7 @@ class BinValue:
 class ProxyTrend:
     proxy: str  # "retention", "expansion" or "arr"
     bins: tuple[BinValue, ...]
-    trend: Estimate  # r of bin vs outcome
+    trend: Estimate  # the proxy's evidence (AUC - 0.5, or the counted ARR rho), BH q
 
     @property
     def monotonic(self) -> bool:

@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Connection
 
 from analysis import features
 from analysis.catalog import Metric
 from analysis.params import AnalysisSettings
+from analysis.sources import Source
 
 
 class NoData(Exception):
@@ -87,19 +87,19 @@ class Dataset:
         return self.accounts.loc[self.current.index]
 
 
-def load_dataset(conn: Connection, catalog: Sequence[Metric], params: AnalysisSettings,
+def load_dataset(source: Source, catalog: Sequence[Metric], params: AnalysisSettings,
                  as_of: dt.date | None = None) -> Dataset:
     metrics = [m.name for m in catalog]
     if not metrics:
         raise NoData("no usage metrics found: import usage.csv first "
                      "(valuemetric import usage FILE)")
-    as_of = as_of or params.as_of or features.latest_usage_date(conn, metrics)
+    as_of = as_of or params.as_of or features.default_as_of(source, metrics)
     if as_of is None:
         raise NoData("the usage table has no rows for the configured metrics: import usage.csv "
                      "or fix [[metrics]] names in the config")
     # The coarsest metric sets the window: a 28-day window would miss most snapshots of a
     # metric exported monthly beside weekly ones, and read their absence as zero usage.
-    interval = max((i for i in (features.snapshot_interval_days(conn, m, as_of)
+    interval = max((i for i in (features.snapshot_interval_days(source, m, as_of)
                                 for m in metrics) if i is not None), default=None)
     windows = features.Windows(
         as_of=as_of,
@@ -109,11 +109,11 @@ def load_dataset(conn: Connection, catalog: Sequence[Metric], params: AnalysisSe
         lookback_days=params.expansion_lookback_days,
         snapshot_interval_days=interval,
     )
-    accounts = known_at(features.account_table(conn), as_of)
+    accounts = known_at(features.account_table(source), as_of)
     if accounts.empty:
         raise NoData("no accounts: import accounts.csv first (valuemetric import accounts FILE)")
-    mrr_now = features.mrr_in_month(conn, features.revenue_month(conn, as_of))
-    mrr_past = features.mrr_in_month(conn, features.revenue_month(conn, windows.past))
+    mrr_now = features.mrr_at(source, as_of)
+    mrr_past = features.mrr_at(source, windows.past)
     accounts["mrr"] = mrr_now.reindex(accounts.index).fillna(0.0)
     accounts["mrr_past"] = mrr_past.reindex(accounts.index).fillna(0.0)
     accounts["arr"] = 12 * accounts["mrr"]
@@ -121,19 +121,19 @@ def load_dataset(conn: Connection, catalog: Sequence[Metric], params: AnalysisSe
     end = accounts["churn_date"].fillna(pd.Timestamp(as_of))
     accounts["tenure_days"] = (end - accounts["signup_date"]).dt.days
 
-    current = features.levels_at(conn, metrics, as_of, windows.window_days)
-    past = features.levels_at(conn, metrics, windows.past, windows.window_days)
+    current = features.levels_at(source, metrics, as_of, windows.window_days)
+    past = features.levels_at(source, metrics, windows.past, windows.window_days)
     # one query for every account past its landmark (signup + E) before T; the retention
     # cohort is the part old enough for its horizon too
     landmark_early = features.early_levels(
-        conn, metrics, windows.early_days, as_of - dt.timedelta(days=windows.early_days + 1))
+        source, metrics, windows.early_days, as_of - dt.timedelta(days=windows.early_days + 1))
     landmark_early = landmark_early[landmark_early.index.isin(accounts.index)]
     a = accounts.loc[landmark_early.index]
     landmark = a["signup_date"] + pd.Timedelta(days=windows.early_days)
     survived = (a["churn_date"].isna() | (a["churn_date"] > landmark)).to_numpy()
     old_enough = (a["signup_date"] <= pd.Timestamp(windows.retention_signup_cutoff)).to_numpy()
     early = landmark_early[old_enough & survived]
-    before_churn = features.levels_before_churn(conn, metrics, windows.window_days, as_of)
+    before_churn = features.levels_before_churn(source, metrics, windows.window_days, as_of)
     return Dataset(windows, tuple(catalog), accounts, current, past, early, before_churn,
                    landmark_early[survived], int((old_enough & ~survived).sum()))
 

@@ -1,21 +1,32 @@
-"""Per-account features by SQL pushdown (SQLAlchemy Core, SQLite and PostgreSQL alike).
+"""Per-account features by SQL pushdown (SQLAlchemy Core; SQLite, PostgreSQL and DuckDB alike).
 
-Everything that touches the raw usage table aggregates in the database; pandas only ever
-receives one row per account (or per account and metric). Choices made here:
+Every query reads the shapes of a :class:`analysis.sources.Source` (the imported tables or
+``[source]`` SQL over the user's database) and aggregates there; pandas only ever receives
+one row per account (or per account and metric). Choices made here:
 
-* The level of a metric in a window (lo, hi] is the mean of the account's snapshots in
-  it. An account with no snapshot of a metric in the window has level 0: usage exports
-  commonly leave zero rows out.
+* A window is (lo, hi]; the part of it an account existed (signup day up to the day before
+  churn) is its *exposure*. Levels are measured over the exposure, so an account that signed
+  up a few days before the as-of date, or churned mid-window, is not diluted by days it did
+  not exist.
+* ``kind = "state"`` (snapshots such as seats): the level is the mean of the snapshots in
+  the window; a window without one takes the last snapshot before it, which holds until the
+  next one up to ``max_age_days`` (snapshots written only when the value changes). Regular
+  snapshots give the plain mean of those in the window.
+* ``kind = "count"`` (snapshots of counts, or events): a period without a row is zero; the
+  level is the total over the exposure per period (the snapshot interval, or the metric's
+  ``period``). ``distinct_users`` counts each user once per period, periods ending at hi.
 * The window is never shorter than the data's own snapshot interval (detected from the
   data), so monthly snapshots get a calendar-month window instead of an empty 28 days.
-* ARR at a date is 12 x the MRR of the latest revenue month not after that date (0 for an
-  account without a revenue row that month, e.g. on a free plan).
+* MRR at a date is the account's latest monthly revenue not after that date, carried
+  forward up to ``revenue.carry_forward_months`` months while the account is active (a month
+  not invoiced yet is not MRR 0); 0 without any (e.g. a free plan).
 * Account age ("tenure") is measured in days from signup to the as-of date.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,103 +34,111 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
-    Connection,
+    ColumnElement,
     Date,
     Select,
     and_,
+    case,
     func,
+    literal,
     or_,
     select,
+    true,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
-from analysis.schema import accounts, revenue, usage
+from analysis import schema
+from analysis.catalog import PERIOD_DAYS, Metric
+from analysis.sources import Source, to_date
+from analysis.sqldates import as_date, date_plus_days, days_between, whole_periods
 
+__all__ = ["date_plus_days"]  # re-exported: callers build windows with it
 
-class date_plus_days(FunctionElement[dt.date]):
-    """``date + n days`` in each dialect's own spelling (n is an int, never user text)."""
-
-    type = Date()
-    inherit_cache = True
-
-    def __init__(self, date_expr: Any, days: int) -> None:
-        self.days = int(days)
-        super().__init__(date_expr)
+# Levels are rounded so sums a database adds up in its own order give the same ranks everywhere.
+LEVEL_DIGITS = 9
 
 
-@compiles(date_plus_days)
-def _date_plus_days_ansi(element: date_plus_days, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)} + INTERVAL '{element.days}' DAY)"
-
-
-@compiles(date_plus_days, "sqlite")
-def _date_plus_days_sqlite(element: date_plus_days, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"date({compiler.process(element.clauses, **kw)}, '{element.days:+d} days')"
-
-
-@compiles(date_plus_days, "postgresql")
-def _date_plus_days_pg(element: date_plus_days, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)} + {element.days})"
-
-
-def _date(value: Any) -> dt.date | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
-def metrics_in_data(conn: Connection) -> list[str]:
-    """Distinct metric names, by an index skip-scan (a recursive CTE) instead of a full scan."""
+def metrics_in_data(source: Source) -> list[str]:
+    """Distinct snapshot metric names (an index skip-scan on the imported table)."""
+    usage = source.usage
+    if usage is not schema.usage:
+        return [str(r) for r in source.conn.execute(
+            select(usage.c.metric).distinct().order_by(usage.c.metric)).scalars()]
     first = select(func.min(usage.c.metric).label("metric")).cte("metric_names", recursive=True)
     inner = usage.alias("u")
     step = select(
         select(func.min(inner.c.metric)).where(inner.c.metric > first.c.metric).scalar_subquery()
     ).where(first.c.metric.is_not(None))
     names = first.union_all(step)
-    rows = conn.execute(select(names.c.metric).where(names.c.metric.is_not(None))).scalars()
+    rows = source.conn.execute(select(names.c.metric).where(names.c.metric.is_not(None))
+                               ).scalars()
     return [str(r) for r in rows]
 
 
-def latest_usage_date(conn: Connection, metrics: Sequence[str]) -> dt.date | None:
-    """Newest snapshot date over ``metrics`` (one index probe per metric)."""
-    newest: dt.date | None = None
-    for metric in metrics:
-        value = _date(conn.execute(
-            select(func.max(usage.c.date)).where(usage.c.metric == metric)).scalar())
-        if value is not None and (newest is None or value > newest):
-            newest = value
-    return newest
+def _split(source: Source, metrics: Sequence[str]) -> tuple[list[Metric], list[Metric]]:
+    """(snapshot metrics, event metrics) of ``metrics``."""
+    catalog = [source.metric(m) for m in metrics]
+    return ([m for m in catalog if not m.from_events], [m for m in catalog if m.from_events])
 
 
-def snapshot_interval_days(conn: Connection, metric: str, as_of: dt.date,
+def _event_filter(source: Source, metric: Metric) -> ColumnElement[bool]:
+    ev = source.events
+    return ev.c.event.in_(list(metric.events or ())) if metric.events else true()
+
+
+def latest_usage_date(source: Source, metrics: Sequence[str],
+                      until: dt.date | None = None) -> dt.date | None:
+    """Newest snapshot or event date over ``metrics``, ignoring rows after ``until``."""
+    snapshots, from_events = _split(source, metrics)
+    u, ev = source.usage, source.events
+    newest: list[dt.date | None] = []
+    for metric in snapshots:  # one index probe per metric
+        query = select(func.max(u.c.date)).where(u.c.metric == metric.name)
+        if until is not None:
+            query = query.where(u.c.date <= until)
+        newest.append(to_date(source.conn.execute(query).scalar()))
+    if from_events:
+        query = select(func.max(ev.c.timestamp)).where(
+            or_(*[_event_filter(source, m) for m in from_events]))
+        if until is not None:
+            query = query.where(ev.c.timestamp < until + dt.timedelta(days=1))
+        newest.append(to_date(source.conn.execute(query).scalar()))
+    return max((d for d in newest if d is not None), default=None)
+
+
+def snapshot_interval_days(source: Source, metric: str, as_of: dt.date,
                            lookback_days: int = 120, sample: int = 2000) -> float | None:
     """Typical days between an account's snapshots of ``metric`` (median over accounts).
 
     Measured on a fixed sample of accounts (the first ``sample`` ids), which is plenty
-    for a median and keeps this an index seek per account on large tables.
+    for a median and keeps this an index seek per account on large tables. An event metric
+    has no snapshots: its period stands in, so the window holds at least one whole period.
     """
+    defined = source.metric(metric)
+    if defined.from_events:
+        return float(PERIOD_DAYS[defined.period])
+    accounts, usage = source.accounts, source.usage
     sampled = select(accounts.c.account_id).order_by(accounts.c.account_id).limit(sample)
-    rows = conn.execute(
-        select(func.count(), func.min(usage.c.date), func.max(usage.c.date))
-        .where(usage.c.account_id.in_(sampled.scalar_subquery()),
-               usage.c.metric == metric,
-               usage.c.date > as_of - dt.timedelta(days=lookback_days),
-               usage.c.date <= as_of)
-        .group_by(usage.c.account_id)
-    ).all()
-    gaps = [
-        ((_date(hi) - _date(lo)).days / (n - 1))  # type: ignore[operator]
-        for n, lo, hi in rows if n >= 2
-    ]
-    if not gaps:
+    # the median gap between an account's consecutive snapshots: a week left out of a
+    # weekly export is one 14-day gap among many 7-day ones, not a longer typical interval
+    gaps = select(days_between(
+        func.lag(usage.c.date).over(partition_by=usage.c.account_id, order_by=usage.c.date),
+        usage.c.date).label("gap")).where(
+        usage.c.account_id.in_(sampled.scalar_subquery()),
+        usage.c.metric == metric,
+        usage.c.date > as_of - dt.timedelta(days=lookback_days),
+        usage.c.date <= as_of).subquery("gaps")
+    counts = source.conn.execute(select(gaps.c.gap, func.count()).where(
+        gaps.c.gap.is_not(None), gaps.c.gap > 0).group_by(gaps.c.gap).order_by(gaps.c.gap)
+                                 ).all()
+    total = sum(n for _, n in counts)
+    if not total:
         return None
-    return float(pd.Series(gaps).median())
+    seen = 0
+    for gap, n in counts:
+        seen += n
+        if 2 * seen >= total:
+            return float(gap)
+    return None  # pragma: no cover - the loop always reaches half of the total
 
 
 def effective_window(configured_days: int, interval_days: float | None) -> int:
@@ -131,50 +150,125 @@ def effective_window(configured_days: int, interval_days: float | None) -> int:
     return math.ceil(interval_days)
 
 
-def window_levels(conn: Connection, metrics: Sequence[str], anchors: Select[Any]) -> pd.DataFrame:
-    """Mean snapshot value per anchor row and metric over each row's window (lo, hi].
+def _later(a: Any, b: Any) -> Any:
+    return case((a > b, a), else_=b)
+
+
+def _earlier(a: Any, b: Any) -> Any:
+    return case((a < b, a), else_=b)
+
+
+def window_levels(source: Source, metrics: Sequence[str], anchors: Select[Any]) -> pd.DataFrame:
+    """Level per anchor row and metric over each row's window (lo, hi].
 
     ``anchors`` selects columns ``key``, ``account_id``, ``lo`` and ``hi``. Returns a frame
-    indexed by key with one column per metric; windows without snapshots give 0.
+    indexed by key with one column per metric; windows without data give 0.
     """
     a = anchors.subquery("anchors")
-    query = (
-        select(a.c.key, usage.c.metric, func.avg(usage.c.value))
-        .select_from(a.join(usage, and_(
-            usage.c.account_id == a.c.account_id,
-            usage.c.metric.in_(list(metrics)),
-            usage.c.date > a.c.lo,
-            usage.c.date <= a.c.hi,
-        )))
-        .group_by(a.c.key, usage.c.metric)
-    )
-    keys = pd.Index(conn.execute(select(a.c.key)).scalars().all(), name="key")
-    return _wide(conn.execute(query).all(), keys, metrics)
+    acc = source.accounts
+    first_day = _later(date_plus_days(a.c.lo, 1), acc.c.signup_date)
+    after_hi = date_plus_days(a.c.hi, 1)
+    stop = _earlier(after_hi, func.coalesce(acc.c.churn_date, after_hi))
+    life = select(a.c.key, a.c.account_id, a.c.hi, first_day.label("first_day"),
+                  stop.label("stop"), days_between(first_day, stop).label("exposure"),
+                  ).select_from(a.join(acc, acc.c.account_id == a.c.account_id)
+                                ).subquery("life")
+    snapshots, from_events = _split(source, metrics)
+    levels: list[tuple[Any, str, float]] = []
+    for metric in snapshots:
+        if metric.semantics == "state":
+            levels += _state_levels(source, metric, life)
+        else:
+            interval = snapshot_interval_days(source, metric.name, _max_hi(source, a)) or 1.0
+            levels += _per_exposure(_count_totals(source, metric, life), metric.name, interval)
+    for metric in from_events:
+        levels += _per_exposure(_event_totals(source, metric, life), metric.name,
+                                PERIOD_DAYS[metric.period])
+    keys = pd.Index(source.conn.execute(select(a.c.key)).scalars().all(), name="key")
+    return _wide(levels, keys, metrics)
 
 
-def active_at(at: dt.date) -> Any:
+def _max_hi(source: Source, anchors: Any) -> dt.date:
+    return to_date(source.conn.execute(select(func.max(anchors.c.hi))).scalar()) or dt.date.max
+
+
+def _per_exposure(rows: Sequence[Any], metric: str, period_days: float
+                  ) -> list[tuple[Any, str, float]]:
+    """(key, total, exposure days) -> (key, metric, total per period of exposure)."""
+    return [(key, metric, round(float(total) * period_days / exposure, LEVEL_DIGITS))
+            for key, total, exposure in rows if total is not None and exposure and exposure > 0]
+
+
+def _state_levels(source: Source, metric: Metric, life: Any) -> list[tuple[Any, str, float]]:
+    """Mean of the snapshots in each window; the last one before it when there are none."""
+    u = source.usage
+    in_window = select(life.c.key, func.avg(u.c.value)).select_from(
+        life.join(u, and_(u.c.account_id == life.c.account_id, u.c.metric == metric.name,
+                          u.c.date >= life.c.first_day, u.c.date < life.c.stop))
+    ).group_by(life.c.key)
+    levels = {key: float(v) for key, v in source.conn.execute(in_window).all()}
+    newest_first = func.row_number().over(partition_by=life.c.key, order_by=u.c.date.desc())
+    held = select(life.c.key, u.c.value, newest_first.label("newest")).select_from(
+        life.join(u, and_(u.c.account_id == life.c.account_id, u.c.metric == metric.name,
+                          u.c.date < life.c.first_day,
+                          u.c.date > date_plus_days(life.c.first_day, -metric.max_age_days)))
+    ).subquery("held")
+    for key, value in source.conn.execute(select(held.c.key, held.c.value)
+                                          .where(held.c.newest == 1)).all():
+        levels.setdefault(key, float(value))
+    return [(key, metric.name, round(v, LEVEL_DIGITS)) for key, v in levels.items()]
+
+
+def _count_totals(source: Source, metric: Metric, life: Any) -> Sequence[Any]:
+    u = source.usage
+    return source.conn.execute(
+        select(life.c.key, func.sum(u.c.value), func.max(life.c.exposure))
+        .select_from(life.join(u, and_(u.c.account_id == life.c.account_id,
+                                       u.c.metric == metric.name,
+                                       u.c.date >= life.c.first_day,
+                                       u.c.date < life.c.stop)))
+        .group_by(life.c.key)).all()
+
+
+def _event_totals(source: Source, metric: Metric, life: Any) -> Sequence[Any]:
+    ev = source.events
+    joined = life.join(ev, and_(ev.c.account_id == life.c.account_id,
+                                ev.c.timestamp >= life.c.first_day,
+                                ev.c.timestamp < life.c.stop,
+                                _event_filter(source, metric)))
+    if metric.aggregate != "distinct_users":
+        amount = ev.c.occurrences if metric.aggregate == "count" else ev.c.value
+        return source.conn.execute(
+            select(life.c.key, func.sum(amount), func.max(life.c.exposure))
+            .select_from(joined).group_by(life.c.key)).all()
+    period = whole_periods(days_between(as_date(ev.c.timestamp), life.c.hi),
+                           PERIOD_DAYS[metric.period])
+    per_period = select(life.c.key, life.c.exposure,
+                        func.count(ev.c.user_id.distinct()).label("users")
+                        ).select_from(joined).group_by(life.c.key, life.c.exposure, period
+                                                       ).subquery("per_period")
+    return source.conn.execute(
+        select(per_period.c.key, func.sum(per_period.c.users), func.max(per_period.c.exposure))
+        .group_by(per_period.c.key)).all()
+
+
+def active_at(source: Source, at: dt.date) -> Any:
     """Accounts signed up on or before ``at`` and not churned by then."""
+    accounts = source.accounts
     return and_(accounts.c.signup_date <= at,
                 or_(accounts.c.churn_date.is_(None), accounts.c.churn_date > at))
 
 
-def levels_at(conn: Connection, metrics: Sequence[str], at: dt.date,
+def levels_at(source: Source, metrics: Sequence[str], at: dt.date,
               window_days: int) -> pd.DataFrame:
-    """Levels of accounts active at ``at`` over (at - w, at].
-
-    One window for everyone: a range scan of the covering (metric, date) index, grouped
-    in the database, rather than a join per account.
-    """
-    query = (
-        select(usage.c.account_id, usage.c.metric, func.avg(usage.c.value))
-        .where(usage.c.metric.in_(list(metrics)),
-               usage.c.date > at - dt.timedelta(days=window_days),
-               usage.c.date <= at)
-        .group_by(usage.c.metric, usage.c.account_id)
-    )
-    keys = pd.Index(conn.execute(select(accounts.c.account_id).where(active_at(at)))
-                    .scalars().all(), name="key")
-    return _wide(conn.execute(query).all(), keys, metrics)
+    """Levels of accounts active at ``at`` over (at - w, at]."""
+    accounts = source.accounts
+    anchors = select(
+        accounts.c.account_id.label("key"), accounts.c.account_id,
+        literal(at - dt.timedelta(days=window_days), Date).label("lo"),
+        literal(at, Date).label("hi"),
+    ).where(active_at(source, at))
+    return window_levels(source, metrics, anchors)
 
 
 def _tuples(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -191,78 +285,139 @@ def _wide(rows: Sequence[Any], keys: pd.Index, metrics: Sequence[str]) -> pd.Dat
     return wide.reindex(index=keys, columns=list(metrics)).fillna(0.0).astype(float)
 
 
-def early_levels(conn: Connection, metrics: Sequence[str], early_days: int,
+def early_levels(source: Source, metrics: Sequence[str], early_days: int,
                  signed_up_by: dt.date) -> pd.DataFrame:
     """Levels over each account's first ``early_days`` days, [signup, signup + E)."""
+    accounts = source.accounts
     anchors = select(
         accounts.c.account_id.label("key"), accounts.c.account_id,
         date_plus_days(accounts.c.signup_date, -1).label("lo"),
         date_plus_days(accounts.c.signup_date, early_days - 1).label("hi"),
     ).where(accounts.c.signup_date <= signed_up_by)
-    return window_levels(conn, metrics, anchors)
+    return window_levels(source, metrics, anchors)
 
 
-def levels_before_churn(conn: Connection, metrics: Sequence[str], window_days: int,
+def levels_before_churn(source: Source, metrics: Sequence[str], window_days: int,
                         churned_by: dt.date) -> pd.DataFrame:
     """Levels of churned accounts over their last window, (churn - w, churn]."""
+    accounts = source.accounts
     anchors = select(
         accounts.c.account_id.label("key"), accounts.c.account_id,
         date_plus_days(accounts.c.churn_date, -window_days).label("lo"),
         accounts.c.churn_date.label("hi"),
     ).where(accounts.c.churn_date.is_not(None), accounts.c.churn_date <= churned_by)
-    return window_levels(conn, metrics, anchors)
+    return window_levels(source, metrics, anchors)
 
 
-def account_table(conn: Connection) -> pd.DataFrame:
+def account_table(source: Source) -> pd.DataFrame:
     """One row per account: name, plan, signup_date, churn_date, owner."""
-    rows = conn.execute(select(accounts)).all()
-    frame = pd.DataFrame(_tuples(rows), columns=[c.name for c in accounts.columns])
+    columns = ["account_id", "name", "plan", "signup_date", "churn_date", "owner"]
+    rows = source.conn.execute(select(*[source.accounts.c[c] for c in columns])).all()
+    frame = pd.DataFrame(_tuples(rows), columns=columns)
     for column in ("signup_date", "churn_date"):
         # drivers return date objects (or ISO text); both parse in one vectorised pass
         frame[column] = pd.to_datetime(frame[column].astype("string").str.slice(0, 10),
                                        format="%Y-%m-%d")
+    frame["account_id"] = frame["account_id"].astype(str)
     return frame.set_index("account_id")
 
 
-def revenue_month(conn: Connection, at: dt.date) -> dt.date | None:
-    """The latest month with revenue data not after ``at``."""
-    return _date(conn.execute(select(func.max(revenue.c.month))
-                              .where(revenue.c.month <= at)).scalar())
+def _month_of(day: dt.date, months_back: int = 0) -> dt.date:
+    index = day.year * 12 + day.month - 1 - months_back
+    return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def mrr_in_month(conn: Connection, month: dt.date | None) -> pd.Series:
-    """MRR per account in ``month`` (accounts without a row are absent)."""
-    if month is None:
-        return pd.Series(dtype=float, name="mrr")
-    rows = conn.execute(select(revenue.c.account_id, revenue.c.mrr)
-                        .where(revenue.c.month == month)).all()
-    return pd.Series({a: float(m) for a, m in rows}, dtype=float, name="mrr")
+def mrr_at(source: Source, at: dt.date) -> pd.Series:
+    """MRR per account at ``at``: its latest revenue month up to ``carry_forward_months`` back.
+
+    A month older than the date's own is carried forward only while the account is active
+    at ``at``; accounts without any revenue in that span are absent.
+    """
+    r, acc = source.revenue, source.accounts
+    latest = select(
+        r.c.account_id, r.c.mrr,
+        func.row_number().over(partition_by=r.c.account_id, order_by=r.c.month.desc()
+                               ).label("newest"),
+    ).select_from(r.join(acc, acc.c.account_id == r.c.account_id)).where(
+        r.c.month <= at,
+        r.c.month >= _month_of(at, source.carry_forward_months),
+        or_(r.c.month >= _month_of(at), active_at(source, at)),
+    ).subquery("latest")
+    rows = source.conn.execute(select(latest.c.account_id, latest.c.mrr)
+                               .where(latest.c.newest == 1)).all()
+    # rounded to a millionth of a currency unit: invoices spread in different databases add
+    # their shares in different orders, and equal MRRs must stay ties
+    return pd.Series({str(a): round(float(m), 6) for a, m in rows}, dtype=float, name="mrr")
 
 
-def _with_previous_mrr() -> Any:
-    previous = func.lag(revenue.c.mrr).over(partition_by=revenue.c.account_id,
-                                            order_by=revenue.c.month)
-    return select(revenue.c.account_id, revenue.c.month, revenue.c.mrr,
-                  previous.label("previous_mrr")).subquery("with_previous")
+def revenue_complete_month(source: Source, at: dt.date, share: float = 0.5,
+                           lookback_months: int = 12) -> dt.date | None:
+    """The newest month, not after ``at``, whose revenue is in for most accounts.
+
+    A month counts as in when it has revenue rows for at least ``share`` of the accounts
+    that had some the month before (an export taken before this month's invoices ran has
+    few); None when there is no such month in the lookback.
+    """
+    r = source.revenue
+    months = [_month_of(at, k) for k in range(lookback_months + 1)]
+    counts: dict[dt.date | None, int] = {to_date(m): n for m, n in source.conn.execute(
+        select(r.c.month, func.count()).where(r.c.month >= months[-1], r.c.month <= at)
+        .group_by(r.c.month)).all()}
+    for month, before in itertools.pairwise(months):
+        if counts.get(month, 0) and counts.get(month, 0) >= share * counts.get(before, 0):
+            return month
+    return None
 
 
-def mrr_increases(conn: Connection) -> pd.DataFrame:
-    """One row per month-over-month MRR increase: account_id, month."""
-    w = _with_previous_mrr()
-    rows = conn.execute(select(w.c.account_id, w.c.month).where(
+def default_as_of(source: Source, metrics: Sequence[str],
+                  today: dt.date | None = None) -> dt.date | None:
+    """The latest date at which usage and revenue are both complete.
+
+    Usage is complete up to its newest row (rows dated after tomorrow are ignored as
+    future dates). Revenue is complete through the newest month most accounts are billed
+    for and, as MRR carries forward, ``carry_forward_months`` months beyond it.
+    """
+    today = today or dt.date.today()
+    usage_until = latest_usage_date(source, metrics, until=today + dt.timedelta(days=1))
+    if usage_until is None:
+        return None
+    billed = revenue_complete_month(source, usage_until)
+    if billed is None:
+        return usage_until
+    revenue_until = _month_of(billed, -1 - source.carry_forward_months) - dt.timedelta(days=1)
+    return min(usage_until, revenue_until)
+
+
+def _with_previous_mrr(source: Source, as_of: dt.date | None) -> Any:
+    r = source.revenue
+    previous = func.lag(r.c.mrr).over(partition_by=r.c.account_id, order_by=r.c.month)
+    query = select(r.c.account_id, r.c.month, r.c.mrr, previous.label("previous_mrr"))
+    if as_of is not None:
+        query = query.where(r.c.month <= as_of)
+    return query.subquery("with_previous")
+
+
+def mrr_increases(source: Source, as_of: dt.date | None = None) -> pd.DataFrame:
+    """One row per month-over-month MRR increase (up to ``as_of``): account_id, month."""
+    w = _with_previous_mrr(source, as_of)
+    rows = source.conn.execute(select(w.c.account_id, w.c.month).where(
         w.c.previous_mrr.is_not(None), w.c.mrr > w.c.previous_mrr)).all()
-    return pd.DataFrame(_tuples(rows), columns=["account_id", "month"])
+    frame = pd.DataFrame(_tuples(rows), columns=["account_id", "month"])
+    frame["month"] = [to_date(m) for m in frame["month"]]
+    return frame
 
 
-def increase_panel(conn: Connection, metrics: Sequence[str], window_days: int,
+def increase_panel(source: Source, metrics: Sequence[str], window_days: int,
                    as_of: dt.date, months: int = 12) -> pd.DataFrame:
     """Account-months that could have paid more, known at ``as_of``: a price-increase panel.
 
     One row per account and revenue month in the ``months`` before ``as_of`` that has a
-    previous revenue month with MRR > 0: month, increased (MRR above the previous month's)
-    and each metric's level in the window before the month began. Only revenue months up to
+    previous revenue month with MRR > 0 and a window wholly after signup: month, increased
+    (MRR above the previous month's) and each metric's level in the window before the month
+    began. Only revenue months up to
     ``as_of`` are read, so a later increase can never leak into an answer at ``as_of``.
     """
+    revenue, accounts = source.revenue, source.accounts
     known = (select(revenue.c.account_id, revenue.c.month, revenue.c.mrr)
              .where(revenue.c.month <= as_of).subquery("known_revenue"))
     previous = func.lag(known.c.mrr).over(partition_by=known.c.account_id,
@@ -276,17 +431,21 @@ def increase_panel(conn: Connection, metrics: Sequence[str], window_days: int,
         (w.c.mrr > w.c.previous_mrr).label("increased"),
         date_plus_days(w.c.month, -window_days - 1).label("lo"),
         date_plus_days(w.c.month, -1).label("hi"),
-    ).where(w.c.previous_mrr > 0, w.c.month > first)
-    panel = pd.DataFrame(_tuples(conn.execute(rows).all()),
+    ).select_from(w.join(accounts, accounts.c.account_id == w.c.account_id)).where(
+        w.c.previous_mrr > 0, w.c.month > first,
+        # the whole window inside the account's life: a level over a part-window is not
+        # comparable (no snapshot yet reads as zero usage)
+        accounts.c.signup_date <= date_plus_days(w.c.month, -window_days - 1))
+    panel = pd.DataFrame(_tuples(source.conn.execute(rows).all()),
                          columns=["key", "account_id", "month", "increased", "lo", "hi"])
     columns = ["account_id", "month", "increased", *metrics]
     if panel.empty:
         return pd.DataFrame(columns=columns)
-    levels = window_levels(conn, metrics, rows)
+    levels = window_levels(source, metrics, rows)
     panel = panel.set_index("key").join(levels)
     panel[list(metrics)] = panel[list(metrics)].fillna(0.0)
     panel["increased"] = panel["increased"].astype(bool)
-    panel["month"] = panel["month"].map(_date)
+    panel["month"] = panel["month"].map(to_date)
     return panel[columns].reset_index(drop=True)
 
 

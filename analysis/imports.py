@@ -1,14 +1,17 @@
 """CSV import of accounts, usage, revenue, events and invoices: one transaction per file.
 
-The file is read in chunks by pandas' C parser and every chunk is validated column at a
-time (vectorised: no Python loop over rows), then bulk-loaded into a temporary staging
-table (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Checks that span rows
-(duplicate keys, unknown accounts) run in SQL over the staging table, and ONE
-``INSERT ... SELECT ... ON CONFLICT`` statement writes the real table, in the same
-transaction. A bad row rejects the whole file and nothing is written. Re-importing a
-file changes nothing (the upsert skips rows whose values are equal); a corrected value
-replaces the old one. Events and invoices repeating a key are merged (counted and summed)
-instead of rejected, since exports legitimately contain such repeats.
+The file is read in chunks by pandas' C parser and every chunk is validated a column at a
+time (vectorised: no Python loop over rows), including unknown accounts (against the
+account ids read once) and future dates; each clean chunk is bulk-loaded into a temporary
+staging table (``executemany`` on SQLite, ``COPY`` on PostgreSQL). Keys are hashed as they
+pass, and only when two hashes repeat does a SQL query look for the duplicate lines. The
+staged rows are then written in the same transaction: on SQLite by ONE ``INSERT ... SELECT
+... ON CONFLICT DO UPDATE`` (secondary indexes rebuilt once when the load is at least as big
+as the table), on PostgreSQL, with the table locked against other writers, by an UPDATE of
+changed rows and a plain INSERT of new ones. A bad row rejects the whole file and nothing
+is written. Re-importing a file changes nothing (rows whose values are equal are skipped);
+a corrected value replaces the old one. Events and invoices repeating a key are merged
+(counted and summed) instead of rejected, since exports legitimately contain such repeats.
 
 Problems are found per data *record* (the n-th row after the header); only when a file is
 rejected are records mapped back to physical line numbers, by re-reading the file.
@@ -247,6 +250,7 @@ def _events(frame: pd.DataFrame, checks: _Checks) -> pd.DataFrame:
         "timestamp": _timestamps(frame, "timestamp", checks),
         "account_id": _required_text(frame, "account_id", checks),
         "user_id": frame["user_id"],
+        "occurrences": np.ones(len(frame), dtype=np.int64),  # merging repeats counts these
         "value": value,
     })
 
@@ -437,13 +441,13 @@ def _layout(kind: _Kind, header: list[str], columns: Mapping[str, str]) -> _Layo
 
 def _chunks(path: Path, compression: _Compression, layout: _Layout
             ) -> Iterator[pd.DataFrame]:
-    # every column is parsed (usecols would silently drop a row's surplus fields)
-    reader = pd.read_csv(
-        path, compression=compression, encoding="utf-8-sig", index_col=False,
-        dtype=object, keep_default_na=False, na_filter=False, skipinitialspace=True,
-        chunksize=CHUNK_ROWS, engine="c",
-    )
     try:
+        # every column is parsed (usecols would silently drop a row's surplus fields)
+        reader = pd.read_csv(
+            path, compression=compression, encoding="utf-8-sig", index_col=False,
+            dtype=object, keep_default_na=False, na_filter=False, skipinitialspace=True,
+            chunksize=CHUNK_ROWS, engine="c",
+        )
         with reader, warnings.catch_warnings():
             # surplus fields on the first row are only a warning (and dropped) in pandas
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -454,6 +458,8 @@ def _chunks(path: Path, compression: _Compression, layout: _Layout
     except pd.errors.ParserWarning:
         raise _Unreadable(Problem(2, "row", f"more fields than the header's {layout.width}")
                           ) from None
+    except (OSError, EOFError) as exc:  # e.g. a truncated gzip file
+        raise _Unreadable(Problem(0, "file", f"cannot be read: {exc}")) from None
     except UnicodeDecodeError:
         raise _Unreadable(_first_bad_byte(path, compression)) from None
     except pd.errors.ParserError as exc:
@@ -468,10 +474,8 @@ def _chunks(path: Path, compression: _Compression, layout: _Layout
 # -- the database side ----------------------------------------------------------------------
 
 def _stage_table(kind: _Kind) -> Table:
-    columns: list[Column[Any]] = [
-        Column(c.name, c.type, nullable=True) for c in kind.table.columns if c.name not in
-        kind.merged or kind.merged[c.name] == "sum"
-    ]
+    columns: list[Column[Any]] = [Column(c.name, c.type, nullable=True)
+                                  for c in kind.table.columns]
     columns += [Column(c.name, c.type) for c in kind.extra_stage_columns]
     columns.append(Column(RECORD, Integer, nullable=False))
     return Table(f"vm_stage_{uuid.uuid4().hex[:12]}", MetaData(), *columns,
@@ -541,14 +545,15 @@ def _duplicates(conn: Connection, kind: _Kind, stage: Table) -> tuple[list[Probl
     return problems, len(dupes)
 
 
-def _source(conn: Connection, kind: _Kind, stage: Table, rows: int) -> tuple[Table, bool, int]:
+def _source(conn: Connection, kind: _Kind, stage: Table, rows: int, repeats: bool
+            ) -> tuple[Table, bool, int]:
     """The rows to write, whether they are already in key order, and how many there are.
 
-    Kinds that merge repeated keys get them merged once, into a second temporary table
-    (its rows come out of GROUP BY in key order on SQLite), which both the counting
-    query and the upsert then read.
+    When keys repeat in a kind that merges them, they are merged once, into a second
+    temporary table (its rows come out of GROUP BY in key order on SQLite), which both the
+    counting query and the upsert then read. Without repeats the staged rows are final.
     """
-    if not kind.merged:
+    if not (kind.merged and repeats):
         return stage, False, rows
     keys = [stage.c[k] for k in kind.keys]
     merged_values = [(func.count() if how == "count" else func.sum(stage.c[name])).label(name)
@@ -635,9 +640,10 @@ def _lock_for_writing(conn: Connection, kind: _Kind, progress: Progress | None) 
                 progress("wait", int(time.monotonic() - started))
 
 
-def _write(conn: Connection, kind: _Kind, stage: Table, rows: int) -> tuple[int, int, int]:
+def _write(conn: Connection, kind: _Kind, stage: Table, rows: int, repeats: bool
+           ) -> tuple[int, int, int]:
     """Write the staged rows; returns (distinct keys, existing keys, changed rows)."""
-    source, in_key_order, distinct = _source(conn, kind, stage, rows)
+    source, in_key_order, distinct = _source(conn, kind, stage, rows, repeats)
     if conn.dialect.name == "postgresql":
         inserted, changed = _update_then_insert(conn, kind, source)
         existing = distinct - inserted
@@ -771,7 +777,7 @@ class _Staged:
     rows: int = 0
     problems: list[Problem] = field(default_factory=list)  # lines are record numbers here
     total: int = 0
-    repeated_keys: bool = False  # some key hashes repeat: look for duplicates in SQL
+    repeated_keys: bool = False  # some key hashes repeat: duplicates, or rows to merge
 
 
 def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
@@ -796,9 +802,9 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
             staged.total += checks.total
             found += checks.found
         elif len(frame):
-            if not kind.merged:  # equal keys hash equal: no repeated hash, no duplicate
-                hashes.append(pd.util.hash_pandas_object(frame[kind.keys], index=False)
-                              .to_numpy())
+            # equal keys hash equal: no repeated hash, no repeated key
+            hashes.append(pd.util.hash_pandas_object(frame[kind.keys], index=False)
+                          .to_numpy())
             frame[RECORD] = np.arange(staged.rows, staged.rows + len(frame))
             load(conn, kind, stage, frame)
         staged.rows += len(chunk)
@@ -844,7 +850,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
             staged = _read_and_stage(conn, kind, stage, path, compression, layout,
                                      lambda first: _Checks(first, today, allowed), progress)
             rows, problems, total = staged.rows, staged.problems, staged.total
-            if staged.repeated_keys:
+            if staged.repeated_keys and not kind.merged:
                 with _heartbeat(progress, "check"):
                     problems, total = _duplicates(conn, kind, stage)
             if problems:
@@ -852,7 +858,8 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
                                      total)
             with _heartbeat(progress, "upsert"):
                 dropped = _drop_indexes_for_load(conn, kind, rows)
-                distinct, existing, changed = _write(conn, kind, stage, rows)
+                distinct, existing, changed = _write(conn, kind, stage, rows,
+                                                     staged.repeated_keys)
             with _heartbeat(progress, "index"):
                 for index in dropped:
                     index.create(conn)

@@ -8,7 +8,9 @@ sharing the database. Only the claimer posts, then records the outcome:
 * ``failed`` when nothing was posted (Slack refused it, or the request never reached
   Slack): the next run claims it again;
 * ``unknown`` when the connection broke after the request was written (Slack may have
-  posted it).
+  posted it);
+* ``dropped`` when a post that never went out is no longer due (an alert whose crossing
+  has gone by the time Slack can be reached again).
 
 A claim is a lease. A ``sending`` row whose claimer is gone (its lease ran out, or its
 process on this host has died) and an ``unknown`` row can be claimed again, but as a
@@ -38,6 +40,7 @@ from analysis.db import dialect_insert
 from analysis.schema import alert_state, deliveries
 
 SENDING, SENT, FAILED, UNKNOWN = "sending", "sent", "failed", "unknown"
+DROPPED = "dropped"  # never posted, and no longer worth posting (the crossing is gone)
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -167,7 +170,7 @@ def claim(engine: Engine, kind: str, channel: str, period: str, claimer: str,
         else:
             row = conn.execute(select(deliveries).where(*where)).one()
             current = _delivery(row)
-            if row.state == FAILED:
+            if row.state in (FAILED, DROPPED):  # nothing was posted
                 won, reconcile = _take_over(conn, row, claimer, stamp, restart=True), False
             elif row.state == UNKNOWN or (row.state == SENDING and
                                           current.stuck(now, lease)):

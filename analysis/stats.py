@@ -20,8 +20,6 @@ Choices a careful analyst has to make, made once here:
   account age must not predict an outcome that also depends on age.
 * AUC = P(score of a positive > score of a negative) + ties/2 = Mann-Whitney U / (n1 n0);
   CI from DeLong's variance (pROC's default); p-value from the Mann-Whitney test.
-* Trend across usage bins: for a rate, the linear-by-linear association test (Agresti's
-  M^2 = (n - 1) r^2 on bin scores); for ARR, Spearman between bin and ARR.
 * Cutoffs: Youden's J over every observed level with at least ``min_side`` accounts on
   each side; "beats chance" is a permutation test of the maximal J (which corrects for
   having picked the best cutoff); the cutoff's CI is a percentile bootstrap.
@@ -272,17 +270,6 @@ def quantile_bins(x: ArrayLike, bins: int) -> NDArray[np.int64]:
     xa = np.asarray(x, float)
     ranks = stats.rankdata(xa, method="average")
     return np.clip(np.ceil(ranks * bins / len(xa)), 1, bins).astype(np.int64)
-
-
-def linear_trend(bin_scores: ArrayLike, outcome: ArrayLike) -> tuple[float, float]:
-    """Linear-by-linear association of a binary outcome with ordered bins: (r, p)."""
-    b = np.asarray(bin_scores, float)
-    o = np.asarray(outcome, float)
-    if np.ptp(b) == 0 or np.ptp(o) == 0:
-        return 0.0, 1.0
-    r = float(np.corrcoef(b, o)[0, 1])
-    m2 = (len(b) - 1) * r * r
-    return r, float(stats.chi2.sf(m2, 1))
 
 
 @dataclass(frozen=True)

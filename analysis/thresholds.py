@@ -7,9 +7,12 @@
   shuffles outcomes only among accounts of similar age (tenure quintiles), so a level that
   merely tracks account age does not get a threshold;
 * price increase: the level in the window before each MRR increase known at T, against
-  comparable accounts that did not increase in the same months (AUC within month); when it
-  separates them, the threshold is the median level before increases, with the lift in the
-  monthly rate of increase at or above it (Katz 95% CI).
+  comparable accounts that did not increase in the same months (AUC within month and
+  account-age band, so a level that grows with age is not mistaken for a price driver when
+  older accounts pay more); when it
+  separates them (q below alpha and AUC at least ``min_auc``), the threshold is the median
+  level before increases, with the lift in the monthly rate of increase at or above it
+  (Katz 95% CI).
 
 Why all metrics at once: a threshold is a claim, and with several metrics and three kinds
 the best of many tries beats chance by luck; Benjamini-Hochberg across every metric and
@@ -94,27 +97,38 @@ def _cutoff(level: pd.Series, outcome: pd.Series, params: AnalysisSettings,
                                strata=strata)
 
 
-def _price_test(panel: pd.DataFrame, metric: str, min_events: int) -> PriceIncrease:
+def _price_strata(panel: pd.DataFrame, signup: pd.Series) -> np.ndarray:
+    """Month and account-age band of each account-month: who is comparable with whom."""
+    if panel.empty:
+        return np.zeros(0, str)
+    month = pd.to_datetime(panel["month"].astype(str))
+    age = (month - panel["account_id"].map(signup)).dt.days.fillna(0).clip(lower=0).to_numpy(float)
+    band = stats.strata_by_quantile(np.log1p(age)).astype(str)
+    return (panel["month"].astype(str) + "|" + band).to_numpy()
+
+
+def _price_test(panel: pd.DataFrame, metric: str, min_events: int,
+                strata: np.ndarray) -> PriceIncrease:
     increased = panel["increased"].to_numpy(bool) if len(panel) else np.zeros(0, bool)
     events = int(increased.sum())
     if min(events, len(increased) - events) < min_events:
         return PriceIncrease(None, events, f"insufficient data: {events} MRR increases in the "
                              f"last 12 months, need {min_events}")
     level = panel[metric].to_numpy(float)
-    separation = stats.stratified_auc(level, increased, panel["month"].astype(str).to_numpy(),
-                                      min_class=min_events)
+    separation = stats.stratified_auc(level, increased, strata, min_class=min_events)
     return PriceIncrease(None, events, "", separation)
 
 
 def _price_claim(test: PriceIncrease, panel: pd.DataFrame, metric: str, q: float | None,
-                 alpha: float) -> PriceIncrease:
+                 params: AnalysisSettings) -> PriceIncrease:
     sep = test.separation
     if sep is None or sep.value is None:
         return test
-    if q is None or q >= alpha or sep.value <= 0.5:
+    if q is None or q >= params.alpha or sep.value < params.min_auc:
         return PriceIncrease(None, test.n_events, "none found: accounts that paid more did "
                              f"not use more {metric} than comparable accounts in the same "
-                             f"months (AUC {sep.value:.2f}, q {q:.3g})", sep)
+                             f"months (AUC {sep.value:.2f}, q {p_text(q)}; a claim needs q "
+                             f"below {params.alpha:g} and AUC {params.min_auc:g})", sep)
     increased = panel["increased"].to_numpy(bool)
     level = panel[metric].to_numpy(float)
     value = float(np.median(level[increased]))
@@ -142,12 +156,13 @@ def find_all_thresholds(ds: Dataset, corr: Correlation, increases: pd.DataFrame,
     index = ds.expansion_index
     tenure_strata = stats.strata_by_quantile(
         np.log1p(ds.accounts.loc[index, "tenure_days"].clip(lower=0).to_numpy()))
+    price_strata = _price_strata(increases, ds.accounts["signup_date"])
     found: dict[str, tuple[Cutoff | str, Cutoff | str, PriceIncrease]] = {}
     for metric in ds.metric_names:
         found[metric] = (_cutoff(ds.early[metric], ds.retained, params, rng),
                          _cutoff(ds.past.loc[index, metric], ds.expanded, params, rng,
                                  tenure_strata),
-                         _price_test(increases, metric, min_events))
+                         _price_test(increases, metric, min_events, price_strata))
     pvalues: list[float | None] = []
     for activation, expansion, price in found.values():
         pvalues += [c.p_value if isinstance(c, Cutoff) else None for c in (activation, expansion)]
@@ -159,7 +174,7 @@ def find_all_thresholds(ds: Dataset, corr: Correlation, increases: pd.DataFrame,
         act = _threshold("activation", activation, qs[3 * i], params.alpha)
         out[metric] = Thresholds(
             metric, act, _threshold("expansion", expansion, qs[3 * i + 1], params.alpha),
-            _price_claim(price, increases, metric, qs[3 * i + 2], params.alpha),
+            _price_claim(price, increases, metric, qs[3 * i + 2], params),
             bands[metric],
             survival.kaplan_meier(ds.survival_early[metric], ds.survival_time,
                                   act.cutoff.value if act.cutoff else None),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from analysis.dataset import NoData
 from analysis.db import DatabaseError, ensure_schema, make_engine, upgrade
@@ -28,6 +28,7 @@ from analysis.imports import (
     import_csv,
     parse_columns,
 )
+from analysis.sources import DataSources, SourceError
 from bot.commands import UsageError
 from bot.config import ConfigError, DatabaseSettings, Secrets, Settings, load_settings
 from bot.sender import SecretRedactor
@@ -96,12 +97,9 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _currencies(settings: Settings) -> set[str] | None:
-    """Codes invoices may use: [revenue] currency and rates when configured."""
-    revenue = getattr(settings, "revenue", None)
-    if revenue is None:
-        return None
-    return {revenue.currency, *revenue.rates}
+def _currencies(settings: Settings) -> set[str]:
+    """Codes invoices may use: [revenue] currency and those it has rates for."""
+    return {settings.revenue.currency, *settings.revenue.rates}
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -178,12 +176,44 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from bot import reports
+
+    settings = _settings(args)
+    engine = make_engine(settings.database.url)
+    ensure_schema(engine)
+    result = reports.Context.load(engine, settings, _date_arg(args.as_of)).data_check
+    if args.format == "json":
+        print(json.dumps({"as_of": str(result.as_of) if result.as_of else None,
+                          "source": result.source, "active_accounts": result.active_accounts,
+                          "findings": [dataclasses.asdict(f) for f in result.findings]},
+                         indent=2))
+    else:
+        print(result.summary)
+        for finding in sorted(result.findings, key=lambda f: f.severity != "problem"):
+            examples = f" (e.g. {', '.join(finding.examples)})" if finding.examples else ""
+            print(f"{finding.severity}: {finding.message}{examples}")
+    return EXIT_ERROR if result.problems else 0
+
+
+def _check_source_sql(settings: Settings, engine: Engine) -> None:
+    """Start-up check of the [source] SQL: each query runs with LIMIT 0 (SourceError names
+    the query and the column)."""
+    sources = DataSources(engine, settings.source, revenue=settings.revenue)
+    if sources.queries():
+        with sources.connect():
+            pass
+
+
 def _jobs(settings: Settings) -> Jobs:
     from bot.jobs import Jobs
     from bot.sender import Sender, make_web_client
 
     engine = make_engine(settings.database.url)
     ensure_schema(engine)
+    _check_source_sql(settings, engine)
     return Jobs(engine, settings, Sender(make_web_client(Secrets.from_env().bot_token)))
 
 
@@ -245,6 +275,7 @@ def _age(delta: dt.timedelta) -> str:
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
     from analysis import ledger
+    from bot.jobs import DIGEST, thread_complete
 
     settings = _settings(args)
     engine = make_engine(settings.database.url)
@@ -253,11 +284,16 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     lease = dt.timedelta(seconds=settings.delivery.lease_seconds)
     newest = ledger.listing(engine, args.limit)
     shown = {d.id: d for d in [*newest, *ledger.unfinished(engine)]}
-    stuck = [d for d in shown.values() if d.stuck(now, lease)]
+    half_threads = [d for d in shown.values() if d.kind == DIGEST and d.state == ledger.SENT
+                    and not thread_complete(engine, d)]
+    shown |= {d.id: dataclasses.replace(d, error="thread replies missing")
+              for d in half_threads}
+    stuck = [d for d in shown.values() if d.stuck(now, lease) or d.id in
+             {h.id for h in half_threads}]
     print(f"{'ID':>6}  {'KIND':<12} {'CHANNEL':<12} {'STATE':<8} {'AGE':>5}  PERIOD / ERROR")
     for d in sorted(shown.values(), key=lambda d: d.id):
         flag = "  <- stuck" if d in stuck else ""
-        error = f"  ({d.error})" if d.error and d.state != ledger.SENT else ""
+        error = f"  ({d.error})" if d.error else ""
         print(f"{d.id:>6}  {d.kind:<12} {d.channel:<12} {d.state:<8} "
               f"{_age(now - (d.updated_at or d.claimed_at)):>5}  {d.period}{error}{flag}")
     if not stuck:
@@ -317,6 +353,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     render.alert_renderer(settings).validate()  # a broken template stops start-up
     engine = make_engine(settings.database.url)
     ensure_schema(engine)
+    _check_source_sql(settings, engine)
     _check_token()
     _configure_logging(secrets)
     app = create_app(settings, secrets, engine)
@@ -429,6 +466,17 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--format", choices=("text", "json"), default="text")
     alerts.set_defaults(func=cmd_alerts)
 
+    check = sub.add_parser("check", parents=[common], help="check the data before analysing it",
+                           description="Runs each [source] query with LIMIT 0, then looks for "
+                           "revenue gaps at the as-of date, accounts without usage, gaps in "
+                           "a metric's series, usage outside an account's life, unknown "
+                           "accounts, mixed currencies and future dates. Exit 1 when a problem "
+                           "would make answers wrong, 0 with warnings otherwise.")
+    check.add_argument("--as-of", help="as-of date YYYY-MM-DD (default: the latest date usage "
+                       "and revenue are both complete)")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.set_defaults(func=cmd_check)
+
     schedule = sub.add_parser("schedule", parents=[common], help="run only the scheduler "
                               "(digest and alerts)")
     schedule.set_defaults(func=cmd_schedule)
@@ -484,13 +532,18 @@ def main(argv: Sequence[str] | None = None) -> int:
               "that it is running and reachable, and database.url or VALUEMETRIC_DATABASE_URL",
               file=sys.stderr)
         return EXIT_ERROR
+    except DBAPIError as exc:  # the database refused a statement: its reason, not the SQL
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"valuemetric: the database {_database_shown(args)} refused the change: "
+              f"{reason}", file=sys.stderr)
+        return EXIT_ERROR
     except UsageError as exc:
         print(f"valuemetric: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ImportRejected as exc:
         print(exc.describe(), file=sys.stderr)
         return EXIT_ERROR
-    except (ConfigError, DatabaseError, NoData, _alert_template_error()) as exc:
+    except (ConfigError, DatabaseError, NoData, SourceError, _alert_template_error()) as exc:
         print(f"valuemetric: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # e.g. `valuemetric manifest | head`

@@ -22,6 +22,7 @@ from typing import Any
 from analysis.catalog import CATEGORIES, Metric
 from analysis.params import AnalysisSettings, setting
 from analysis.segments import DEFAULT_SEGMENTS, SegmentRule
+from analysis.sources import RevenueSettings, SourceSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///valuemetric.db"
 
@@ -131,6 +132,12 @@ class Settings:
     serve: ServeSettings = setting(help="`valuemetric serve` capacity", factory=ServeSettings)
     pricing: PricingSettings = setting(help="how prices are set today",
                                        factory=PricingSettings)
+
+
+    source: SourceSettings = setting(help="SQL over your own database instead of imported "
+                                     "tables", factory=SourceSettings)
+    revenue: RevenueSettings = setting(help="revenue currency, exchange rates and carry-forward",
+                                       factory=RevenueSettings)
 
 
 @dataclass(frozen=True)
@@ -285,6 +292,7 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: analysis.min_rho: must be from 0 up to 1, e.g. 0.2")
     if not 0.5 <= a.min_auc < 1:
         raise ConfigError(f"{source}: analysis.min_auc: must be from 0.5 up to 1, e.g. 0.6")
+    _check_revenue(settings.revenue, source)
     try:
         import zoneinfo
 
@@ -294,6 +302,18 @@ def _check(settings: Settings, source: str) -> None:
             f"{source}: digest.timezone: unknown timezone '{settings.digest.timezone}' "
             "(use an IANA name such as 'Europe/Berlin')"
         ) from exc
+
+
+def _check_revenue(revenue: RevenueSettings, source: str) -> None:
+    if len(revenue.currency) != 3 or not revenue.currency.isalpha():
+        raise ConfigError(f"{source}: revenue.currency: expected an ISO code such as \"USD\", "
+                          f"got {revenue.currency!r}")
+    for code, rate in revenue.rates.items():
+        if rate <= 0:
+            raise ConfigError(f"{source}: revenue.rates.{code}: must be above 0 (the value of "
+                              f"one {code} in {revenue.currency}, e.g. 1.08)")
+    if revenue.carry_forward_months < 0:
+        raise ConfigError(f"{source}: revenue.carry_forward_months: must be 0 or more")
 
 
 def parse_settings(raw: dict[str, Any], source: str = "<defaults>") -> Settings:

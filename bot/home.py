@@ -67,8 +67,8 @@ def build_home(ctx: reports.Context, now: dt.datetime | None = None) -> Home:
     except NoData as exc:
         return Home(today, None, None, stale_after, None, (), recent, problem=str(exc))
     lead = [m for m in (rec.primary, *rec.gate) if m][:LEADING]
-    with ctx.engine.connect() as conn:
-        newest = features.latest_usage_date(conn, ctx.names())
+    with ctx.sources.connect() as source:
+        newest = features.latest_usage_date(source, ctx.names())
     singular = next((m.singular for m in ctx.catalog if m.name == rec.primary), "")
     return Home(today, ctx.dataset.windows.as_of, newest, stale_after, rec,
                 tuple(ctx.thresholds(m) for m in lead), recent, singular)

@@ -57,6 +57,14 @@ def fire_times(trigger: CronTrigger, start: dt.datetime, end: dt.datetime) -> li
 
 
 
+def thread_complete(engine: Engine, headline: ledger.Delivery) -> bool:
+    """Whether every reply in a sent digest's thread is sent too."""
+    if headline.parts is None or headline.parts <= 1:
+        return True
+    replies = ledger.find_prefix(engine, DIGEST_REPLY, headline.channel, f"{headline.period}#")
+    return sum(r.state == ledger.SENT for r in replies) >= headline.parts - 1
+
+
 # what ``build`` returns for the claims it is given: the message and, per claim, the
 # summary the ledger keeps
 Built = tuple[Message, list[str | None]]
@@ -174,19 +182,13 @@ class Jobs:
         due = fire_times(digest_trigger(self.settings), now - dt.timedelta(days=8), now)
         return due[-1] if due else now
 
-    def _thread_complete(self, headline: ledger.Delivery) -> bool:
-        replies = ledger.find_prefix(self.engine, DIGEST_REPLY, headline.channel,
-                                     f"{headline.period}#")
-        sent = sum(r.state == ledger.SENT for r in replies)
-        return headline.parts is None or sent >= headline.parts - 1
-
     def _digest_pending(self, channel: str, key: str, now: dt.datetime) -> bool:
         """Whether the digest of ``key`` still needs a run: not claimed, not sent, stuck,
         or its thread incomplete. A live claimer's digest is not pending."""
         row = ledger.find(self.engine, DIGEST, channel, key)
         if row is None or row.stuck(now, self.lease):
             return True
-        return row.state == ledger.SENT and not self._thread_complete(row)
+        return row.state == ledger.SENT and not thread_complete(self.engine, row)
 
     def post_digest(self, now: dt.datetime, channel: str | None = None,
                     period: dt.datetime | None = None) -> str:
@@ -198,7 +200,7 @@ class Jobs:
         claim = ledger.claim(self.engine, DIGEST, channel, key, self.claimer, now, self.lease)
         if claim is None:
             row = ledger.find(self.engine, DIGEST, channel, key)
-            if row is None or row.state != ledger.SENT or self._thread_complete(row):
+            if row is None or row.state != ledger.SENT or thread_complete(self.engine, row):
                 log.info("digest for %s to %s: %s", key, channel, ALREADY_CLAIMED)
                 return ALREADY_CLAIMED
             headline_ts = row.ts  # a run stopped between the headline and its replies
@@ -336,4 +338,28 @@ class Jobs:
             states = self._deliver(ALERT, channel, [c.period for c in group], now,
                                    build_rollup, settles=settles)
             outcomes += zip(group, states, strict=True)
+        self._settle_gone_crossings(channel, set(by_period), now)
         return outcomes
+
+    def _settle_gone_crossings(self, channel: str, current: set[str],
+                               now: dt.datetime) -> None:
+        """Alerts left failed, unknown or half-sent whose crossing has since gone (the
+        level fell back): recorded as sent when the channel has them, else dropped, so
+        nothing stays stuck and nothing stale is posted."""
+        left = [d for d in ledger.unfinished(self.engine)
+                if d.kind == ALERT and d.channel == channel and d.period not in current
+                and d.stuck(now, self.lease)]
+        claims = [c for c in (ledger.claim(self.engine, ALERT, channel, d.period, self.claimer,
+                                           now, self.lease) for d in left) if c is not None]
+        posted = self._already_posted(channel, claims, None)
+        for claim in claims:
+            if posted is None and claim.reconcile:
+                ledger.finish(self.engine, claim.id, ledger.UNKNOWN, now,
+                              error="could not read the channel history to check")
+            elif posted and claim.id in posted:
+                ledger.finish(self.engine, claim.id, ledger.SENT, now, ts=posted[claim.id])
+            else:
+                log.info("alert %s in %s was never posted and its crossing is gone: dropped",
+                         claim.period, channel)
+                ledger.finish(self.engine, claim.id, ledger.DROPPED, now,
+                              error="the crossing was gone before it could be posted")

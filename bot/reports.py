@@ -29,19 +29,21 @@ from analysis.alerts import (
     evaluate,
 )
 from analysis.catalog import Metric, resolve_catalog
+from analysis.checks import DataCheck, run_checks
 from analysis.correlate import Correlation, correlate
 from analysis.customer import Customer, describe_customer
 from analysis.dataset import Dataset, NoData, load_dataset
 from analysis.recommend import Recommendation, recommend
 from analysis.segments import SegmentComparison, compare_segments
 from analysis.simulate import Simulation, simulate
+from analysis.sources import DataSources
 from analysis.thresholds import Thresholds, find_all_thresholds
 from bot import glossary
 from bot.commands import COMMANDS, Command, UsageError, suggestion, usage_line
 from bot.config import Settings
 
 __all__ = ["Context", "Digest", "NoData", "PostedAlert", "Report", "Style", "answer",
-           "build_digest"]
+           "build_digest", "data_warnings"]
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,13 @@ class Style:
         return self.units.get(metric) or metric.replace("_", " ")
 
 
-def revenue_currency(settings: Any) -> str:
-    """``[revenue] currency`` when the settings have it, else USD."""
-    return str(getattr(getattr(settings, "revenue", None), "currency", "") or "USD")
+def revenue_currency(settings: Settings) -> str:
+    return settings.revenue.currency
 
 
 def metric_unit(metric: Metric) -> str:
-    """'API calls a week': the unit (or name) and, for per-period counts, the period."""
-    period = str(getattr(metric, "period", "") or "")
-    return f"{metric.label} a {period}" if period else metric.label
+    """'API calls a week': the unit (or name) and, for counts of events, their period."""
+    return f"{metric.label} a {metric.period}" if metric.from_events else metric.label
 
 
 def style_of(ctx: Context) -> Style:
@@ -220,11 +220,17 @@ class Context:
         self.settings = settings
         self.catalog = catalog
         self.requested_as_of = as_of
+        # the analysed data: [source] SQL or the imported tables (the ledger stays in engine)
+        self.sources = DataSources(engine, settings.source, revenue=settings.revenue,
+                                   catalog=catalog)
 
     @classmethod
     def load(cls, engine: Engine, settings: Settings, as_of: dt.date | None = None) -> Context:
-        with engine.connect() as conn:
-            in_data = [] if settings.metrics else features.metrics_in_data(conn)
+        in_data: list[str] = []
+        if not settings.metrics:
+            with DataSources(engine, settings.source,
+                             revenue=settings.revenue).connect() as source:
+                in_data = features.metrics_in_data(source)
         return cls(engine, settings, resolve_catalog(settings.metrics, in_data), as_of)
 
     def names(self) -> list[str]:
@@ -232,8 +238,14 @@ class Context:
 
     @functools.cached_property
     def dataset(self) -> Dataset:
-        with self.engine.connect() as conn:
-            return load_dataset(conn, self.catalog, self.settings.analysis, self.requested_as_of)
+        with self.sources.connect() as source:
+            return load_dataset(source, self.catalog, self.settings.analysis, self.requested_as_of)
+
+    @functools.cached_property
+    def data_check(self) -> DataCheck:
+        """Data problems at the requested as-of date (the default as-of when none)."""
+        return run_checks(self.sources, self.names(), self.settings.analysis.window_days,
+                          self.requested_as_of or self.settings.analysis.as_of)
 
     @functools.cached_property
     def correlation(self) -> Correlation:
@@ -252,8 +264,8 @@ class Context:
     def all_thresholds(self) -> dict[str, Thresholds]:
         """Every metric's thresholds: one BH family across metrics and threshold kinds."""
         windows = self.dataset.windows
-        with self.engine.connect() as conn:
-            increases = features.increase_panel(conn, self.names(), windows.window_days,
+        with self.sources.connect() as source:
+            increases = features.increase_panel(source, self.names(), windows.window_days,
                                                 windows.as_of)
         return find_all_thresholds(self.dataset, self.correlation, increases,
                                    self.settings.analysis)
@@ -296,8 +308,8 @@ class Context:
         """Crossings as of the data's date, against the stored alert state (read only)."""
         ds = self.dataset
         rules = self.alert_rules()
-        with self.engine.connect() as conn:
-            previous = features.levels_at(conn, self.names(),
+        with self.sources.connect() as source:
+            previous = features.levels_at(source, self.names(),
                                           ds.windows.as_of - dt.timedelta(days=7),
                                           ds.windows.window_days)
         states = {key: PriorState(s.armed, s.crossings, s.snoozed_until)
@@ -328,10 +340,10 @@ class Context:
         last = ds.windows.as_of - dt.timedelta(days=horizon_days)
         dates = [last - dt.timedelta(weeks=k) for k in range(weeks)][::-1]
         metrics = sorted({r.metric for r in rules})
-        with self.engine.connect() as conn:
-            levels = {d: features.levels_at(conn, metrics, d, ds.windows.window_days)
+        with self.sources.connect() as source:
+            levels = {d: features.levels_at(source, metrics, d, ds.windows.window_days)
                       for d in dates}
-            increases = features.mrr_increases(conn)
+            increases = features.mrr_increases(source, ds.windows.as_of)
         return tuple(
             backtest(rule, {d: frame[rule.metric] for d, frame in levels.items()},
                      ds.accounts["plan"], increases, self.settings.alerts.hysteresis,
@@ -350,6 +362,12 @@ class Context:
         """Statistics of the last digest posted to ``channel``."""
         sent = ledger.latest(self.engine, "digest", channel) if channel else []
         return json.loads(sent[0].summary) if sent and sent[0].summary else None
+
+
+def data_warnings(ctx: Context) -> tuple[str, ...]:
+    """The data checks' findings as lines, problems first: what the digest and `recommend`
+    lead with (empty when the data is clean)."""
+    return ctx.data_check.warnings
 
 
 def answer(ctx: Context, command: Command) -> Report:
@@ -413,10 +431,10 @@ def _leads(ctx: Context, posted: tuple[PostedAlert, ...],
 
 
 def build_digest(ctx: Context, channel: str | None, now: dt.datetime | None = None,
-                 leading: int = 3, warnings: tuple[str, ...] = ()) -> Report:
+                 leading: int = 3, warnings: tuple[str, ...] | None = None) -> Report:
     """The weekly digest for ``channel`` (None: not tied to a channel, nothing to compare).
 
-    ``warnings`` are the data checks' findings, shown before anything else.
+    ``warnings`` (default: the data checks' findings) are shown before anything else.
     """
     now = now or dt.datetime.now(dt.UTC)
     ds = ctx.dataset
@@ -425,8 +443,8 @@ def build_digest(ctx: Context, channel: str | None, now: dt.datetime | None = No
     if not lead:  # nothing recommended: show the strongest ARR correlates instead
         ranked = sorted(ctx.correlation.metrics, key=lambda m: -(m.arr.value or 0))
         lead = [m.metric.name for m in ranked[:leading]]
-    with ctx.engine.connect() as conn:
-        newest = features.latest_usage_date(conn, ctx.names()) or ds.windows.as_of
+    with ctx.sources.connect() as source:
+        newest = features.latest_usage_date(source, ctx.names()) or ds.windows.as_of
     # Alerts run hourly, so by digest time this week's crossings are mostly posted already:
     # the digest shows those from the ledger beside any still pending.
     posted = tuple(p for p in ctx.recent_alerts(limit=1000, since=now - dt.timedelta(days=7))
@@ -435,5 +453,5 @@ def build_digest(ctx: Context, channel: str | None, now: dt.datetime | None = No
     data = Digest(ds.windows.as_of, now.date(), newest, ctx.settings.digest.stale_after_days,
                   ctx.correlation, ctx.segments, tuple(ctx.thresholds(m) for m in lead), rec,
                   ctx.previous_digest(channel), pending, posted, _leads(ctx, posted, pending),
-                  warnings)
+                  data_warnings(ctx) if warnings is None else warnings)
     return Report("digest", ds.windows.as_of, data, style_of(ctx))

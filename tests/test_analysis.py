@@ -119,7 +119,9 @@ def test_public_data_without_signal_gets_no_recommendation(database_url: str, tm
     for kind in ("accounts", "usage", "revenue"):
         assert main(["import", kind, str(files[kind]), "--database-url", database_url]) == 0
     config = tmp_path / "config.toml"
-    config.write_text("")
+    # monthly totals, written only for months with usage: counts, where no row is zero
+    config.write_text("".join(f'[[metrics]]\nname = "{name}"\nkind = "count"\n\n' for name in
+                              ("errors", "feature_uses", "features_used", "usage_minutes")))
     corr = ask(database_url, config, "correlate", capsys)
     assert {m["metric"] for m in corr["metrics"]} == {"errors", "feature_uses",
                                                       "features_used", "usage_minutes"}

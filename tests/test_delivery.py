@@ -28,6 +28,7 @@ from bot import jobs as jobs_module
 from bot.blocks import Message, to_message
 from bot.cli import main
 from bot.config import AccessSettings, Settings, load_settings
+from bot.jobs import Jobs
 from bot.server import stop_http_server
 from tests import planted, test_scheduled
 from tests.conftest import DATABASES, new_database
@@ -40,6 +41,7 @@ fake = test_scheduled.fake
 planted_files = test_scheduled.planted_files
 planted_url = test_scheduled.planted_url
 settings = test_scheduled.settings
+alert_env = test_scheduled.alert_env
 
 REFUSED = b'{"ok": false, "error": "%s"}'
 DEAD_HOST_CLAIMER = "elsewhere:1234:deadbeef"
@@ -144,7 +146,9 @@ def test_a_run_killed_between_headline_and_replies_finishes_the_thread(
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(jobs.sender, "post_tracked", lost_second_reply)
+    monkeypatch.setenv("VALUEMETRIC_DATABASE_URL", settings.database.url)
     assert jobs.post_digest(NOW) == "unknown"
+    assert main(["deliveries"]) == 1  # the lost reply is stuck
     assert jobs.retry_digest(NOW + dt.timedelta(minutes=1)) == "sent"
     assert jobs.retry_digest(NOW + dt.timedelta(minutes=2)) is None
     assert jobs.catch_up(NOW + dt.timedelta(minutes=2)) is None
@@ -154,6 +158,7 @@ def test_a_run_killed_between_headline_and_replies_finishes_the_thread(
     headline_ts = posted[0]["ts"]
     assert [m["thread_ts"] for m in posted] == [None, headline_ts, headline_ts]
     assert fake.calls_to("/api/conversations.replies"), "the lost reply was looked up"
+    assert main(["deliveries"]) == 0
 
 
 @pytest.mark.parametrize("error", ["not_in_channel", "channel_not_found", "is_archived",
@@ -451,3 +456,44 @@ def test_buttons_obey_access_and_answer_problems_ephemerally(
         assert "Snoozed for 30 days by <@UOK>" in json.dumps(updated.body["blocks"])
     finally:
         stop_http_server(server)
+
+
+def test_a_headline_without_its_replies_is_reported_and_finished(
+        settings: Settings, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(jobs_module, "digest_thread", lambda report: [
+        to_message(f"# Digest part {n}\n\npart {n} of 3") for n in range(3)])
+    monkeypatch.setenv("VALUEMETRIC_DATABASE_URL", settings.database.url)
+    jobs = jobs_for(settings, fake)
+
+    def killed(*args: object, **kwargs: object) -> list[str]:
+        raise KeyboardInterrupt  # the process dies right after the headline
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Jobs, "_deliver", killed)
+        with pytest.raises(KeyboardInterrupt):
+            jobs.post_digest(NOW)
+    assert len(fake.posted("CDIGEST")) == 1
+    assert main(["deliveries"]) == 1
+    assert "thread replies missing" in capsys.readouterr().out
+    assert jobs.retry_digest(NOW + dt.timedelta(hours=1)) == "sent"
+    assert len(fake.posted("CDIGEST")) == 3
+    assert main(["deliveries"]) == 0
+
+
+def test_an_alert_whose_crossing_is_gone_is_dropped_not_stuck_and_fires_if_it_returns(
+        alert_env: tuple[Path, str, Jobs], fake: FakeSlack) -> None:
+    directory, url, jobs = alert_env
+    _add_week(directory, url, 0, {"a0": 3.0, "a1": 3.0})
+    _add_week(directory, url, 1, {"a0": 9.0, "a1": 3.0})
+    fake.refuse_connections()
+    assert [o for _, o in jobs.post_alerts(NOW)] == ["failed"]
+    fake.accept_connections()
+    _add_week(directory, url, 2, {"a0": 3.0, "a1": 3.0})  # back below before Slack returned
+    assert jobs.post_alerts(NOW + dt.timedelta(hours=1)) == []
+    (row,) = ledger.latest(jobs.engine, "alert", "CALERT", state=None)
+    assert row.state == "dropped" and not row.stuck(NOW, jobs.lease)
+    assert fake.posted("CALERT") == []
+    _add_week(directory, url, 3, {"a0": 9.5, "a1": 3.0})  # it crosses again: alerted
+    assert [o for _, o in jobs.post_alerts(NOW + dt.timedelta(weeks=1))] == ["sent"]
+    assert len(fake.posted("CALERT")) == 1

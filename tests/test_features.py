@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from analysis.dataset import load_dataset
 from analysis.db import ensure_schema
 from analysis.imports import import_csv
 from analysis.params import AnalysisSettings
+from analysis.sources import imported
 from tests import planted
 
 
@@ -34,19 +36,43 @@ def _raw(files: planted.PlantedFiles) -> tuple[pd.DataFrame, pd.DataFrame]:
     return usage, accounts.set_index("account_id")
 
 
+def state_reference(usage: pd.DataFrame, accounts: pd.DataFrame, metric: str,
+                    windows: dict[Any, tuple[Any, Any, Any]],
+                    max_age_days: int = 366) -> pd.Series:
+    """The mean of the snapshots in (lo, hi] while the account existed; without any, the
+    last snapshot before the window if younger than max_age_days; else 0."""
+    own = {a: g.sort_values("date") for a, g in usage[usage.metric == metric].groupby(
+        "account_id")}
+    out = {}
+    empty = pd.DataFrame({"date": pd.to_datetime([]), "value": []})
+    for key, (account, lo, hi) in windows.items():
+        signup, churn = accounts.loc[account, ["signup_date", "churn_date"]]
+        snaps = own.get(account, empty)
+        first = max(lo + pd.Timedelta(days=1), signup)
+        inside = snaps[(snaps.date >= first) & (snaps.date <= hi)
+                       & (pd.isna(churn) | (snaps.date < churn))]
+        before = snaps[snaps.date < first]
+        if len(inside):
+            out[key] = float(inside.value.mean())
+        elif len(before) and before.date.iloc[-1] > first - pd.Timedelta(days=max_age_days):
+            out[key] = float(before.value.iloc[-1])
+        else:
+            out[key] = 0.0
+    return pd.Series(out)
+
+
 def test_levels_at_match_pandas(loaded: tuple[Engine, planted.PlantedFiles]) -> None:
     engine, files = loaded
     usage, accounts = _raw(files)
     at = planted.AS_OF - dt.timedelta(days=40)
     metrics = ["seats", "clicks", "documents"]
     with engine.connect() as conn:
-        ours = features.levels_at(conn, metrics, at, 28)
+        ours = features.levels_at(imported(conn), metrics, at, 28)
     ts = pd.Timestamp(at)
     active = accounts[(accounts.signup_date <= ts)
                       & (accounts.churn_date.isna() | (accounts.churn_date > ts))].index
-    window = usage[(usage.date > ts - pd.Timedelta(days=28)) & (usage.date <= ts)]
-    ref = (window.pivot_table(index="account_id", columns="metric", values="value",
-                              aggfunc="mean").reindex(index=active, columns=metrics).fillna(0.0))
+    ref = pd.DataFrame({m: state_reference(usage, accounts, m, {
+        a: (a, ts - pd.Timedelta(days=28), ts) for a in active}) for m in metrics})
     assert sorted(ours.index) == sorted(active)
     pd.testing.assert_frame_equal(ours.loc[ref.index, metrics], ref, check_names=False,
                                   check_exact=False, rtol=1e-9)
@@ -57,22 +83,21 @@ def test_early_levels_match_pandas(loaded: tuple[Engine, planted.PlantedFiles]) 
     usage, accounts = _raw(files)
     cutoff = planted.AS_OF - dt.timedelta(days=140)
     with engine.connect() as conn:
-        ours = features.early_levels(conn, ["clicks"], 28, cutoff)
+        ours = features.early_levels(imported(conn), ["clicks"], 28, cutoff)
     cohort = accounts[accounts.signup_date <= pd.Timestamp(cutoff)]
-    merged = usage[usage.metric == "clicks"].join(cohort["signup_date"], on="account_id",
-                                                  how="inner")
-    early = merged[(merged.date >= merged.signup_date)
-                   & (merged.date < merged.signup_date + pd.Timedelta(days=28))]
-    ref = early.groupby("account_id")["value"].mean().reindex(cohort.index).fillna(0.0)
+    ref = state_reference(usage, accounts, "clicks", {
+        a: (a, s - pd.Timedelta(days=1), s + pd.Timedelta(days=27))
+        for a, s in cohort["signup_date"].items()})
     assert np.allclose(ours.loc[ref.index, "clicks"].to_numpy(), ref.to_numpy())
 
 
 def test_snapshot_interval_and_window(loaded: tuple[Engine, planted.PlantedFiles]) -> None:
     engine, _ = loaded
     with engine.connect() as conn:
-        assert features.snapshot_interval_days(conn, "seats", planted.AS_OF) == 7
-        assert features.latest_usage_date(conn, ["seats", "clicks"]) == planted.AS_OF
-        assert features.metrics_in_data(conn) == ["clicks", "documents", "integrations", "seats"]
+        assert features.snapshot_interval_days(imported(conn), "seats", planted.AS_OF) == 7
+        assert features.latest_usage_date(imported(conn), ["seats", "clicks"]) == planted.AS_OF
+        assert features.metrics_in_data(imported(conn)) == ["clicks", "documents",
+                                                            "integrations", "seats"]
     assert features.effective_window(28, 7.0) == 28
     assert features.effective_window(28, 30.4) == 31
     assert features.effective_window(28, 91.0) == 91
@@ -94,7 +119,7 @@ def test_a_monthly_metric_beside_weekly_ones_widens_the_window(
     import_csv(engine, "usage", monthly)
     catalog = [Metric("seats"), Metric("invoices")]  # the weekly metric first
     with engine.connect() as conn:
-        ds = load_dataset(conn, catalog, AnalysisSettings())
+        ds = load_dataset(imported(conn, catalog), catalog, AnalysisSettings())
     assert ds.windows.window_days == 31
     # every account active for a month or more had an invoice snapshot in its window
     settled = ds.active[ds.active["tenure_days"] >= 31].index

@@ -67,6 +67,11 @@ def test_events_merge_repeats_store_utc_and_reimport_changes_nothing(
     again = import_csv(loaded, "events", path, today=TODAY)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
     assert _events(loaded)[0][4:] == (3, 5.0)  # replaced, not added up
+    single = _write(tmp_path / "one.csv", "account_id,user_id,event,timestamp\n"
+                    "a2,u9,login,2024-03-05T00:00:00Z\n")  # no repeats: no merging pass
+    report = import_csv(loaded, "events", single, today=TODAY)
+    assert (report.inserted, report.merged) == (1, 0)
+    assert _events(loaded)[-1] == ("login", dt.datetime(2024, 3, 5), "a2", "u9", 1, None)
 
 
 def test_events_problems_name_line_and_column(loaded: Engine, tmp_path: Path) -> None:
@@ -158,13 +163,18 @@ def test_gzip_is_read_zip_and_latin1_are_named_with_the_fix(loaded: Engine,
                        r"extract it first"):
         import_csv(loaded, "usage", archive)
     latin = tmp_path / "latin.csv"
-    latin.write_bytes(("account_id,name,plan,signup_date,churn_date\n"
-                       "a3,Acme,pro,2024-01-15,\n"
-                       "a4,Société,pro,2024-01-15,\n").encode("latin-1"))
+    many = "".join(f"b{k},Acme,pro,2024-01-15,\n" for k in range(5000))  # past pandas' buffer
+    latin.write_bytes(("account_id,name,plan,signup_date,churn_date\n" + many
+                       + "a4,Société,pro,2024-01-15,\n").encode("latin-1"))
     with pytest.raises(ImportRejected) as err:
         import_csv(loaded, "accounts", latin)
-    assert f"{latin}:3: encoding: not UTF-8 text (byte 0xe9 at character 8)" in \
+    assert f"{latin}:5002: encoding: not UTF-8 text (byte 0xe9 at character 8)" in \
         err.value.describe()
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(gzip.compress(latin.read_bytes())[:200])
+    with pytest.raises(ImportRejected, match=r"cut.csv.gz: cannot be read: Compressed file "
+                       "ended"):
+        import_csv(loaded, "accounts", truncated)
     with loaded.connect() as conn:
         assert conn.execute(select(accounts.c.account_id)).scalars().all() == ["a1", "a2"]
 

@@ -28,6 +28,7 @@ from analysis.dataset import load_dataset
 from analysis.db import ensure_schema
 from analysis.imports import import_csv
 from analysis.params import AnalysisSettings
+from analysis.sources import imported
 from bot.cli import main
 from bot.config import ConfigError, parse_settings
 from tests import planted
@@ -298,12 +299,16 @@ def test_price_increase_panel_matches_pandas_and_ignores_later_months(engine: En
         import_csv(engine, kind, getattr(files, kind))
     at = planted.AS_OF - dt.timedelta(days=60)
     with engine.connect() as conn:
-        ours = features.increase_panel(conn, ["seats"], 28, at)
+        ours = features.increase_panel(imported(conn), ["seats"], 28, at)
     revenue = pd.read_csv(files.revenue, parse_dates=["month"])
     revenue = revenue[revenue["month"] <= pd.Timestamp(at)].sort_values(["account_id", "month"])
     revenue["previous"] = revenue.groupby("account_id")["mrr"].shift()
+    signup = pd.read_csv(files.accounts, parse_dates=["signup_date"]).set_index(
+        "account_id")["signup_date"]
     rows = revenue[(revenue["previous"] > 0)
-                   & (revenue["month"] > pd.Timestamp(at - dt.timedelta(days=31 * 12)))]
+                   & (revenue["month"] > pd.Timestamp(at - dt.timedelta(days=31 * 12)))
+                   & (revenue["account_id"].map(signup)
+                      <= revenue["month"] - pd.Timedelta(days=29))]
     usage = pd.read_csv(files.usage, parse_dates=["date"])
     seats = usage[usage["metric"] == "seats"]
     expected = []
@@ -328,7 +333,8 @@ def test_customer_facts_as_of_the_date(engine: Engine, tmp_path: Path) -> None:
     churned = accounts.dropna(subset=["churn_date"]).iloc[0]
     at = planted.AS_OF
     with engine.connect() as conn:
-        ds = load_dataset(conn, [Metric("seats", category="seat")], AnalysisSettings(), at)
+        catalog = [Metric("seats", category="seat")]
+        ds = load_dataset(imported(conn, catalog), catalog, AnalysisSettings(), at)
     customer = describe_customer(ds, churned["account_id"], {})
     assert not customer.active
     assert customer.tenure_days == (churned["churn_date"] - churned["signup_date"]).days

@@ -21,6 +21,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 import bot
 from analysis.alerts import Crossing, Evidence, Rule, backtest
+from analysis.catalog import Metric
 from analysis.db import make_engine
 from bot import doctor, glossary, home, reports
 from bot.blocks import block_text_length, to_messages
@@ -244,11 +245,16 @@ def test_money_and_counts_read_like_people_write_them() -> None:
     assert qty(23.25) == "23" and qty(3.333) == "3.33" and qty(2.25) == "2.25" and qty(4.0) == "4"
 
 
-def test_money_follows_the_revenue_currency(planted_ctx: reports.Context) -> None:
+def test_money_follows_the_revenue_currency_and_event_counts_name_their_period(
+        planted_ctx: reports.Context) -> None:
     settings = planted_ctx.settings
-    revenue = type("Revenue", (), {"currency": "EUR"})()
-    assert reports.revenue_currency(settings) == "USD"
-    assert reports.revenue_currency(type("S", (), {"revenue": revenue})()) == "EUR"
+    euros = dataclasses.replace(settings, revenue=dataclasses.replace(settings.revenue,
+                                                                      currency="EUR"))
+    assert reports.revenue_currency(euros) == "EUR"
+    assert money(12_400, reports.revenue_currency(euros)) == "€12,400"
+    calls = Metric(name="api_calls", unit="API calls", events=["api_call"], period="week")
+    assert reports.metric_unit(calls) == "API calls a week"
+    assert reports.metric_unit(Metric(name="seats", unit="seats")) == "seats"
 
 
 # -- alert evidence ---------------------------------------------------------------------------

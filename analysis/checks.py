@@ -1,0 +1,277 @@
+"""Data checks run before any analysis: what in the data would make an answer wrong.
+
+Each check is one aggregate query pushed down to wherever the data lives (imported tables
+or ``[source]`` SQL) and only looks at facts dated on or before the as-of date, except the
+future-date check, which looks for exactly those. A finding is a *problem* when it would
+make the answer wrong (``valuemetric check`` exits 1), otherwise a *warning*.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, true
+
+from analysis import features
+from analysis.sources import DataSources, Source, SourceError, check_query, to_date
+from analysis.sqldates import as_date
+
+PROBLEM = "problem"
+WARNING = "warning"
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # revenue_missing, no_usage, series_gap, outside_life, unknown_accounts, ...
+    severity: str  # problem | warning
+    message: str
+    count: int = 0
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    as_of: dt.date | None
+    source: str
+    active_accounts: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def problems(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == PROBLEM)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per finding, problems first: what a digest or answer leads with."""
+        ordered = sorted(self.findings, key=lambda f: f.severity != PROBLEM)
+        return tuple(f.message for f in ordered)
+
+    @property
+    def summary(self) -> str:
+        if not self.findings:
+            return f"data checks passed ({self.source}, as of {self.as_of})"
+        return (f"{len(self.problems)} problems, {len(self.findings) - len(self.problems)} "
+                f"warnings ({self.source}, as of {self.as_of})")
+
+
+def run_checks(sources: DataSources, metrics: Sequence[str], window_days: int,
+               as_of: dt.date | None = None, today: dt.date | None = None) -> DataCheck:
+    """Every check over the data ``sources`` reaches; ``as_of`` defaults as the analysis does."""
+    today = today or dt.date.today()
+    with sources.engine.connect() as conn:
+        broken = []
+        for key, sql in sources.queries().items():
+            try:
+                check_query(conn, sql, key)
+            except SourceError as exc:
+                broken.append(Finding("source_query", PROBLEM, str(exc)))
+        if broken:
+            shown = sources.engine.url.render_as_string(hide_password=True)
+            return DataCheck(as_of, f"[source] on {shown}", 0, tuple(broken))
+        try:
+            source = sources.build(conn)
+        except SourceError as exc:
+            return DataCheck(as_of, "imported tables", 0,
+                             (Finding("revenue", PROBLEM, str(exc)),))
+        as_of = as_of or features.default_as_of(source, metrics, today)
+        if as_of is None:
+            return DataCheck(None, source.description, 0, (Finding(
+                "no_usage", PROBLEM, "no usage or events for the configured metrics: import "
+                "them or fix [[metrics]] / [source] usage and events"),))
+        active = source.conn.execute(select(func.count()).select_from(source.accounts)
+                                     .where(features.active_at(source, as_of))).scalar() or 0
+        findings = [
+            *_revenue(source, as_of, active),
+            *_without_usage(source, metrics, as_of, window_days, active),
+            *_series_gaps(source, metrics, as_of),
+            *_outside_life(source, as_of),
+            *_unknown_accounts(source, as_of),
+            *_currencies(source),
+            *_future(source, today),
+        ]
+        return DataCheck(as_of, source.description, int(active), tuple(findings))
+
+
+def _ids(rows: Sequence[object]) -> tuple[str, ...]:
+    return tuple(str(r) for r in rows[:EXAMPLES])
+
+
+def _revenue(source: Source, as_of: dt.date, active: int) -> list[Finding]:
+    acc, r = source.accounts, source.revenue
+    month = as_of.replace(day=1)
+    invoiced = select(r.c.account_id).where(r.c.month == month)
+    missing = source.conn.execute(
+        select(acc.c.account_id).where(features.active_at(source, as_of),
+                                       acc.c.account_id.not_in(invoiced))
+        .order_by(acc.c.account_id)).scalars().all()
+    if not missing:
+        return []
+    carried = features.mrr_at(source, as_of)
+    kept = [a for a in missing if str(a) in carried.index]
+    none = [a for a in missing if str(a) not in carried.index]
+    findings = []
+    if kept:
+        findings.append(Finding(
+            "revenue_carried_forward", WARNING,
+            f"{len(kept)} of {active} active accounts have no revenue for {month:%B %Y} yet; "
+            f"their last MRR is carried forward (up to {source.carry_forward_months} months, "
+            f"{carried.reindex([str(a) for a in kept]).sum():,.0f} MRR in all)",
+            len(kept), _ids(kept)))
+    if none:
+        most = len(none) > active / 2
+        findings.append(Finding(
+            "revenue_missing", PROBLEM if most else WARNING,
+            f"{len(none)} of {active} active accounts have no revenue at {as_of} (none in the "
+            f"last {source.carry_forward_months + 1} months) and count as ARR 0"
+            + ("; import the latest revenue or invoices, or set --as-of to a month they cover"
+               if most else " (free plans are fine; otherwise import their invoices)"),
+            len(none), _ids(none)))
+    return findings
+
+
+def _without_usage(source: Source, metrics: Sequence[str], as_of: dt.date, window_days: int,
+                   active: int) -> list[Finding]:
+    acc, u, ev = source.accounts, source.usage, source.events
+    snapshots = [m for m in metrics if not source.metric(m).from_events]
+    lo = as_of - dt.timedelta(days=window_days)
+    used = [select(u.c.account_id).where(u.c.metric.in_(snapshots), u.c.date > lo,
+                                         u.c.date <= as_of)]
+    if len(snapshots) < len(metrics):
+        used.append(select(ev.c.account_id).where(
+            ev.c.timestamp >= lo + dt.timedelta(days=1),
+            ev.c.timestamp < as_of + dt.timedelta(days=1)))
+    idle = source.conn.execute(
+        select(acc.c.account_id).where(features.active_at(source, as_of),
+                                       *[acc.c.account_id.not_in(q) for q in used])
+        .order_by(acc.c.account_id)).scalars().all()
+    if not idle:
+        return []
+    return [Finding("no_usage", WARNING,
+                    f"{len(idle)} of {active} active accounts have no usage or events in the "
+                    f"{window_days} days to {as_of} (read as zero usage: a state metric still "
+                    "holds its last snapshot)", len(idle), _ids(idle))]
+
+
+def _series_gaps(source: Source, metrics: Sequence[str], as_of: dt.date,
+                 lookback_days: int = 182) -> list[Finding]:
+    """Dates missing for every account at once: an export that skipped a period."""
+    findings = []
+    since = as_of - dt.timedelta(days=lookback_days)
+    u, ev = source.usage, source.events
+    for name in metrics:
+        metric = source.metric(name)
+        if metric.from_events:
+            day = as_date(ev.c.timestamp)
+            query = select(day).distinct().where(
+                ev.c.timestamp >= since, ev.c.timestamp < as_of + dt.timedelta(days=1),
+                ev.c.event.in_(list(metric.events)) if metric.events else true())
+        elif metric.semantics == "count":
+            query = select(u.c.date).distinct().where(u.c.metric == name, u.c.date > since,
+                                                      u.c.date <= as_of)
+        else:
+            continue  # a state is written when it changes: silence is not a gap
+        dates = sorted(d for d in (to_date(v) for v in
+                                   source.conn.execute(query).scalars()) if d is not None)
+        if len(dates) < 3:
+            continue
+        steps = sorted((b - a).days for a, b in itertools.pairwise(dates))
+        typical = steps[len(steps) // 2]
+        holes = [(a, b) for a, b in itertools.pairwise(dates)
+                 if (b - a).days > 2 * max(typical, 1)]
+        if holes:
+            a, b = holes[-1]
+            findings.append(Finding(
+                "series_gap", WARNING,
+                f"{name}: no data at all between {a} and {b} (usually every {typical} days); "
+                f"{len(holes)} such gaps since {since}: an export may have skipped them, and a "
+                "count metric reads them as zero", len(holes),
+                tuple(f"{x}..{y}" for x, y in holes[:EXAMPLES])))
+    return findings
+
+
+def _by_account(source: Source, table: Any, *conditions: Any, joined: bool = False
+                ) -> list[tuple[str, int]]:
+    """(account_id, rows) of ``table`` meeting ``conditions``, optionally joined to accounts."""
+    acc = source.accounts
+    query = select(table.c.account_id, func.count()).where(*conditions)
+    if joined:
+        query = query.select_from(table.join(acc, acc.c.account_id == table.c.account_id))
+    return [(str(a), int(n)) for a, n in source.conn.execute(
+        query.group_by(table.c.account_id).order_by(table.c.account_id)).all()]
+
+
+def _per_account(check: str, rows: list[tuple[str, int]], what: str) -> list[Finding]:
+    """One warning for rows of several accounts, ``what`` saying what is wrong with them."""
+    if not rows:
+        return []
+    return [Finding(check, WARNING, f"{sum(n for _, n in rows):,} {what}".format(
+        accounts=len(rows)), len(rows), _ids([a for a, _ in rows]))]
+
+
+def _dated(source: Source, as_of: dt.date) -> list[tuple[str, Any, Any]]:
+    """(label, table, date column, condition up to as_of) of each dated shape."""
+    u, ev, r = source.usage, source.events, source.revenue
+    return [("usage rows", u, u.c.date <= as_of),
+            ("events", ev, ev.c.timestamp < as_of + dt.timedelta(days=1)),
+            ("revenue months", r, r.c.month <= as_of)]
+
+
+def _outside_life(source: Source, as_of: dt.date) -> list[Finding]:
+    acc, u, ev = source.accounts, source.usage, source.events
+    findings = []
+    for (label, table, until), when in zip(_dated(source, as_of)[:2],
+                                           (u.c.date, ev.c.timestamp), strict=True):
+        outside = or_(when < acc.c.signup_date,
+                      and_(acc.c.churn_date.is_not(None), as_date(when) > acc.c.churn_date))
+        findings += _per_account("outside_life", _by_account(
+            source, table, outside, until, joined=True),
+            f"{label} of {{accounts}} accounts are dated before the account's signup or after "
+            "its churn (ignored; check signup_date and churn_date)")
+    return findings
+
+
+def _unknown_accounts(source: Source, as_of: dt.date) -> list[Finding]:
+    known = select(source.accounts.c.account_id)
+    findings = []
+    for label, table, until in _dated(source, as_of):
+        findings += _per_account("unknown_accounts", _by_account(
+            source, table, table.c.account_id.not_in(known), until),
+            f"{label} come from {{accounts}} account ids that are not in accounts (ignored; "
+            "map them in the accounts data or the [source] SQL)")
+    return findings
+
+
+def _currencies(source: Source) -> list[Finding]:
+    if source.invoices is None:
+        return []
+    codes = sorted({str(c or "") for c in source.conn.execute(
+        select(source.invoices.c.currency).distinct()).scalars()})
+    if len(codes) < 2:
+        return []
+    shown = ", ".join(c or "(blank = revenue.currency)" for c in codes)
+    return [Finding("mixed_currencies", WARNING,
+                    f"invoices are in {len(codes)} currencies ({shown}); they are converted "
+                    "with [revenue] rates, so check those rates", len(codes))]
+
+
+def _future(source: Source, today: dt.date) -> list[Finding]:
+    limit = today + dt.timedelta(days=1)
+    findings = []
+    for label, table, when in (("usage", source.usage, source.usage.c.date),
+                               ("events", source.events, source.events.c.timestamp),
+                               ("accounts", source.accounts, source.accounts.c.signup_date)):
+        n, newest = source.conn.execute(
+            select(func.count(), func.max(when)).select_from(table)
+            .where(when >= limit + dt.timedelta(days=1) if label == "events" else when > limit)
+        ).one()
+        if n:
+            findings.append(Finding(
+                "future_dates", WARNING,
+                f"{label}: {n:,} rows are dated after {limit} (up to {to_date(newest)}); "
+                "they are ignored when choosing the as-of date: fix their dates", int(n)))
+    return findings

@@ -1,0 +1,388 @@
+"""Where the analysed data comes from: the imported tables, or SQL over the user's database.
+
+Every shape (DESIGN section 3) becomes one selectable with fixed column names, so the
+queries in :mod:`analysis.features` are written once and run wherever the data lives:
+
+* ``accounts``: account_id, name, plan, signup_date, churn_date, owner
+* ``usage``: account_id, metric, date, value (snapshots)
+* ``events``: account_id, user_id, event, timestamp, occurrences, value
+* ``revenue``: account_id, month, mrr (monthly; invoices are spread into it)
+
+A ``[source]`` query is wrapped as a subquery (``text(sql).columns(...)``) and normalised
+(dates cast to dates, missing optional columns filled), so every aggregation still runs in
+the user's database.
+
+Invoices are spread over their service period by days: a month holds the invoice's share of
+``days covered in the month / days in the month``, so an annual invoice gives 1/12 a month,
+a quarterly one 1/3, and a partial month its pro-rata part. ``period_end`` is inclusive
+(2025-01-01..2025-01-31 is one month), except when it falls on the same day of the month as
+``period_start`` (2025-01-15..2025-02-15, as Stripe exports it): then it is the next
+period's first day and excluded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Date,
+    Double,
+    Engine,
+    FromClause,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    column,
+    exists,
+    extract,
+    false,
+    func,
+    literal,
+    null,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from analysis import schema
+from analysis.catalog import Metric
+from analysis.db import make_engine
+from analysis.params import setting
+from analysis.sqldates import as_date, date_plus_days, days_between, month_start
+
+
+class SourceError(Exception):
+    """A ``[source]`` query or the revenue data cannot be used; the message says the fix."""
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    url: str = setting("", help="SQLAlchemy URL of your own database, read only (empty: "
+                       "database.url); e.g. postgresql+psycopg://readonly@db/prod or "
+                       "duckdb:///warehouse.duckdb")
+    accounts: str = setting("", help="SQL giving account_id, signup_date and optional name, "
+                            "plan, churn_date, owner (empty: the imported accounts)")
+    usage: str = setting("", help="SQL giving snapshots account_id, date, metric, value "
+                         "(empty: the imported usage)")
+    revenue: str = setting("", help="SQL giving account_id, month, mrr or invoices "
+                           "account_id, period_start, period_end, amount[, currency] "
+                           "(empty: the imported revenue or invoices)")
+    events: str = setting("", help="SQL giving account_id, event, timestamp and optional "
+                          "user_id, value (empty: the imported events)")
+
+
+@dataclass(frozen=True)
+class RevenueSettings:
+    currency: str = setting("USD", help="currency revenue is reported in (ISO code)")
+    rates: dict[str, float] = setting(help="value of one unit of another currency in "
+                                      "`currency`, e.g. { EUR = 1.08 }", factory=dict)
+    carry_forward_months: int = setting(2, help="an active account's last MRR holds this many "
+                                        "months when a month is not invoiced yet")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One data shape: its required and optional columns (optional ones default)."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+ACCOUNTS = Shape("accounts", ("account_id", "signup_date"), ("name", "plan", "churn_date", "owner"))
+USAGE = Shape("usage", ("account_id", "date", "metric", "value"))
+EVENTS = Shape("events", ("account_id", "event", "timestamp"), ("user_id", "value"))
+MONTHLY_REVENUE = Shape("revenue", ("account_id", "month", "mrr"))
+INVOICES = Shape("revenue", ("account_id", "period_start", "period_end", "amount"),
+                 ("currency",))
+
+_DATE_COLUMNS = {"signup_date", "churn_date", "date", "month", "period_start", "period_end"}
+_NUMBER_COLUMNS = {"value", "mrr", "amount"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """The four shapes as selectables on one connection, plus the metric catalog."""
+
+    conn: Connection
+    accounts: FromClause
+    usage: FromClause
+    events: FromClause
+    revenue: FromClause
+    catalog: Mapping[str, Metric] = field(default_factory=dict)
+    carry_forward_months: int = 2
+    description: str = "imported tables"
+    invoices: FromClause | None = None  # as billed, when revenue comes from invoices
+
+    def metric(self, name: str) -> Metric:
+        """The catalog entry of ``name``; a metric found only in the data is a snapshot."""
+        return self.catalog.get(name) or Metric(name=name)
+
+
+def _pick(columns: Sequence[str], shape: Shape, query: str) -> None:
+    missing = [c for c in shape.required if c not in columns]
+    if missing:
+        close = difflib.get_close_matches(missing[0], list(columns), n=1)
+        hint = f" (is '{close[0]}' it? alias it: {close[0]} AS {missing[0]})" if close else ""
+        raise SourceError(
+            f"source.{query}: column '{missing[0]}' is missing{hint}; the query returns "
+            f"{', '.join(columns) or 'no columns'} and must return "
+            f"{', '.join(shape.required)}"
+            + (f" (optional: {', '.join(shape.optional)})" if shape.optional else ""))
+
+
+def query_columns(conn: Connection, sql: str, key: str) -> list[str]:
+    """The columns ``sql`` returns, by running it with LIMIT 0 (nothing is read)."""
+    try:
+        result = conn.execute(select(text("*")).select_from(
+            text(sql).columns().subquery(key)).limit(0))
+        return [str(c).lower() for c in result.keys()]  # noqa: SIM118 - a Result, not a dict
+    except SQLAlchemyError as exc:
+        conn.rollback()
+        raise SourceError(f"source.{key}: the query fails: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def _user_query(sql: str, columns: Sequence[str], key: str) -> FromClause:
+    return text(sql).columns(*[column(c) for c in columns]).subquery(f"source_{key}")
+
+
+def _typed(name: str, expr: Any) -> Any:
+    if name in _DATE_COLUMNS:
+        return as_date(expr).label(name)
+    if name in _NUMBER_COLUMNS:
+        return cast(expr, Double).label(name)
+    return cast(expr, String).label(name)
+
+
+def _normalised(conn: Connection, sql: str, shape: Shape, key: str) -> FromClause:
+    columns = query_columns(conn, sql, key)
+    _pick(columns, shape, key)
+    q = _user_query(sql, columns, key)
+    selected = [_typed(c, q.c[c]) for c in shape.required if c != "timestamp"]
+    if shape is EVENTS:
+        selected += [q.c.timestamp.label("timestamp"),
+                     literal(1, Integer).label("occurrences")]
+    for name in shape.optional:
+        if name in columns:
+            selected.append(_typed(name, q.c[name]))
+        else:
+            default: Any = {"name": literal("", String), "plan": literal("", String),
+                            "user_id": literal("", String), "currency": literal("", String)
+                            }.get(name, null())
+            if name in _DATE_COLUMNS:
+                default = cast(null(), Date)
+            elif name in _NUMBER_COLUMNS:
+                default = cast(null(), Double)
+            selected.append(default.label(name))
+    return select(*selected).subquery(key)
+
+
+def check_query(conn: Connection, sql: str, key: str) -> None:
+    """Run the normalised query with LIMIT 0 and a few rows; name a column of the wrong type."""
+    shape = _shape_of(conn, sql, key)
+    normalised = _normalised(conn, sql, shape, key)
+    for col in normalised.c:
+        try:
+            conn.execute(select(col).limit(5)).all()
+        except (SQLAlchemyError, ValueError, TypeError) as exc:
+            if conn.in_transaction():
+                conn.rollback()
+            expected = ("a date" if col.name in _DATE_COLUMNS else
+                        "a number" if col.name in _NUMBER_COLUMNS else
+                        "a timestamp" if col.name == "timestamp" else "text")
+            detail = _first_line(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            raise SourceError(f"source.{key}: column '{col.name}' must be {expected}: "
+                              f"{detail}") from exc
+
+
+def _shape_of(conn: Connection, sql: str, key: str) -> Shape:
+    if key != "revenue":
+        return {"accounts": ACCOUNTS, "usage": USAGE, "events": EVENTS}[key]
+    columns = query_columns(conn, sql, key)
+    if "mrr" in columns or "month" in columns:
+        return MONTHLY_REVENUE
+    return INVOICES
+
+
+def _empty(shape_table: FromClause, key: str) -> FromClause:
+    return select(shape_table).where(false()).subquery(key)
+
+
+def spread_invoices(conn: Connection, invoices: FromClause, revenue: RevenueSettings
+                    ) -> FromClause:
+    """Invoices (account_id, period_start, period_end, currency, amount) -> monthly MRR."""
+    currencies = [str(c or "") for c in conn.execute(
+        select(invoices.c.currency).distinct()).scalars()]
+    rates = {"": 1.0, revenue.currency.upper(): 1.0,
+             **{k.upper(): v for k, v in revenue.rates.items()}}
+    unknown = sorted({c for c in currencies if c.upper() not in rates})
+    if unknown:
+        raise SourceError(
+            f"revenue: currency '{unknown[0]}' has no rate: add it to [revenue] rates, e.g. "
+            f"rates = {{ {unknown[0]} = 1.0 }} (value of one {unknown[0]} in "
+            f"{revenue.currency})")
+    lo, hi = conn.execute(select(func.min(invoices.c.period_start),
+                                 func.max(invoices.c.period_end))).one()
+    months = _months(to_date(lo), to_date(hi))
+    if not months:
+        return _empty(schema.revenue, "revenue")
+    # literal rows (not VALUES, whose column aliases SQLite cannot name)
+    calendar = union_all(*[select(literal(first, Date).label("month"),
+                                  literal(following, Date).label("next_month"),
+                                  literal(days, Integer).label("month_days"))
+                           for first, following, days in months]).subquery("calendar")
+    same_day = and_(extract("day", invoices.c.period_end)
+                    == extract("day", invoices.c.period_start),
+                    invoices.c.period_end > invoices.c.period_start)
+    inv = select(
+        invoices.c.account_id, invoices.c.period_start,
+        case((same_day, date_plus_days(invoices.c.period_end, -1)),
+             else_=invoices.c.period_end).label("last_day"),
+        (invoices.c.amount * case(*[(func.upper(invoices.c.currency) == code, rate)
+                                    for code, rate in rates.items() if code],
+                                  else_=1.0)).label("amount"),
+    ).subquery("invoice")
+    after_last = date_plus_days(inv.c.last_day, 1)
+    start = case((inv.c.period_start > calendar.c.month, inv.c.period_start),
+                 else_=calendar.c.month)
+    stop = case((after_last < calendar.c.next_month, after_last), else_=calendar.c.next_month)
+    share = days_between(start, stop) * 1.0 / calendar.c.month_days
+    invoice_key = (inv.c.account_id, inv.c.period_start, inv.c.last_day)
+    pieces = select(
+        inv.c.account_id, calendar.c.month,
+        (inv.c.amount * share / func.sum(share).over(partition_by=invoice_key)).label("part"),
+    ).select_from(inv.join(calendar, and_(calendar.c.month <= inv.c.last_day,
+                                          calendar.c.next_month > inv.c.period_start))
+                  ).subquery("pieces")
+    return select(pieces.c.account_id, pieces.c.month, func.sum(pieces.c.part).label("mrr")
+                  ).group_by(pieces.c.account_id, pieces.c.month).subquery("revenue")
+
+
+def to_date(value: Any) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _months(lo: dt.date | None, hi: dt.date | None) -> list[tuple[dt.date, dt.date, int]]:
+    """(first day, next month's first day, days) for each month from ``lo`` to ``hi``."""
+    if lo is None or hi is None:
+        return []
+    month = lo.replace(day=1)
+    out = []
+    while month <= hi:
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        out.append((month, following, (following - month).days))
+        month = following
+    return out
+
+
+def _monthly(conn: Connection, sql: str) -> FromClause:
+    q = _normalised(conn, sql, MONTHLY_REVENUE, "revenue")
+    return select(q.c.account_id, month_start(q.c.month).label("month"),
+                  func.sum(q.c.mrr).label("mrr")
+                  ).group_by(q.c.account_id, month_start(q.c.month)).subquery("revenue")
+
+
+def _has_invoices(conn: Connection) -> bool:
+    """Whether invoices were imported (then they, not the monthly table, give revenue)."""
+    return bool(conn.execute(select(exists().select_from(schema.invoices))).scalar())
+
+
+@functools.lru_cache(maxsize=4)
+def _engine(url: str) -> Engine:
+    # one pool per source URL for the life of the process, not one per question
+    return make_engine(url)
+
+
+class DataSources:
+    """How to reach the data: ``[source]`` SQL on its own URL, or valuemetric's own tables."""
+
+    def __init__(self, own: Engine, settings: SourceSettings | None = None, *,
+                 revenue: RevenueSettings | None = None,
+                 catalog: Sequence[Metric] = ()) -> None:
+        self.own = own
+        self.settings = settings or SourceSettings()
+        self.revenue = revenue or RevenueSettings()
+        self.catalog = {m.name: m for m in catalog}
+
+    @property
+    def engine(self) -> Engine:
+        return _engine(self.settings.url) if self.settings.url else self.own
+
+    def queries(self) -> dict[str, str]:
+        """The configured ``[source]`` SQL by shape (only those set)."""
+        s = self.settings
+        # a trailing semicolon would end the statement inside the wrapping subquery
+        return {k: v.strip().rstrip(";") for k, v in (
+            ("accounts", s.accounts), ("usage", s.usage), ("revenue", s.revenue),
+            ("events", s.events)) if v.strip()}
+
+    def build(self, conn: Connection) -> Source:
+        """The selectables on ``conn`` (a connection of :attr:`engine`)."""
+        queries = self.queries()
+        separate = bool(self.settings.url)
+        for key in ("accounts", "revenue"):
+            if separate and key not in queries:
+                raise SourceError(
+                    f"source.{key}: required when source.url is set (the imported {key} live "
+                    "in database.url, another database); add the SQL or remove source.url")
+
+        def shape(key: str, shape: Shape, imported: FromClause) -> FromClause:
+            if key in queries:
+                return _normalised(conn, queries[key], shape, key)
+            return _empty(imported, key) if separate else imported
+
+        invoices: FromClause | None = None
+        if "revenue" in queries:
+            sql = queries["revenue"]
+            if _shape_of(conn, sql, "revenue") is MONTHLY_REVENUE:
+                revenue = _monthly(conn, sql)
+            else:
+                invoices = _normalised(conn, sql, INVOICES, "invoices")
+        elif _has_invoices(conn):
+            invoices = schema.invoices
+        else:
+            revenue = schema.revenue
+        if invoices is not None:
+            revenue = spread_invoices(conn, invoices, self.revenue)
+        shown = conn.engine.url.render_as_string(hide_password=True)
+        return Source(conn, shape("accounts", ACCOUNTS, schema.accounts),
+                      shape("usage", USAGE, schema.usage),
+                      shape("events", EVENTS, schema.events), revenue, self.catalog,
+                      self.revenue.carry_forward_months,
+                      f"[source] on {shown}" if queries else "imported tables", invoices)
+
+    @contextmanager
+    def connect(self) -> Iterator[Source]:
+        with self.engine.connect() as conn:
+            yield self.build(conn)
+
+
+def imported(conn: Connection, catalog: Sequence[Metric] = (),
+             revenue: RevenueSettings | None = None) -> Source:
+    """The imported tables on ``conn`` (valuemetric's own database)."""
+    return DataSources(conn.engine, revenue=revenue, catalog=catalog).build(conn)
+
+
+__all__ = ["DataSources", "RevenueSettings", "Source", "SourceError", "SourceSettings",
+           "check_query", "imported", "query_columns", "spread_invoices", "to_date"]
+

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure and print (run them with ``python -m benchmarks.NAME``)."""

@@ -1,0 +1,235 @@
+"""Metric semantics (count vs state, exposure), invoice spreading, carry-forward and checks,
+each against numbers worked out by hand or in pandas inside the test."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from analysis import features, schema
+from analysis.catalog import Metric
+from analysis.checks import run_checks
+from analysis.db import ensure_schema, make_engine
+from analysis.sources import (
+    DataSources,
+    RevenueSettings,
+    SourceError,
+    SourceSettings,
+    imported,
+)
+from bot.cli import main
+
+D = dt.date
+AT = D(2025, 6, 30)
+
+
+def _load(engine: Engine, accounts: list[dict[str, Any]], **tables: list[dict[str, Any]]
+          ) -> None:
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(schema.accounts), accounts)
+        for name, rows in tables.items():
+            if rows:
+                conn.execute(insert(schema.metadata.tables[name]), rows)
+
+
+def _account(account_id: str, signup: dt.date, churn: dt.date | None = None) -> dict[str, Any]:
+    return {"account_id": account_id, "name": account_id, "plan": "team",
+            "signup_date": signup, "churn_date": churn}
+
+
+def _monthly_mrr(engine: Engine, rates: dict[str, float] | None = None) -> dict[tuple[str, Any],
+                                                                                float]:
+    with engine.connect() as conn:
+        source = imported(conn, revenue=RevenueSettings(rates=rates or {}))
+        r = source.revenue
+        rows = conn.execute(select(r.c.account_id, r.c.month, r.c.mrr)).all()
+    return {(a, features.to_date(m)): round(float(v), 6) for a, m, v in rows}
+
+
+def test_invoices_spread_into_monthly_mrr(engine: Engine) -> None:
+    _load(engine, [_account(a, D(2024, 1, 1)) for a in "abcde"], invoices=[
+        # annual, inclusive end: 1/12 a month
+        {"account_id": "a", "period_start": D(2025, 1, 1), "period_end": D(2025, 12, 31),
+         "currency": "", "amount": 1200.0},
+        # quarterly: 1/3 a month, in EUR
+        {"account_id": "b", "period_start": D(2025, 4, 1), "period_end": D(2025, 6, 30),
+         "currency": "EUR", "amount": 300.0},
+        # Stripe-style exclusive end on the same day of the month: exactly one month
+        {"account_id": "c", "period_start": D(2025, 1, 15), "period_end": D(2025, 2, 15),
+         "currency": "USD", "amount": 100.0},
+        # a partial first month, pro rata by days: June 16-30 is 15 of 30 days
+        {"account_id": "d", "period_start": D(2025, 6, 16), "period_end": D(2025, 7, 31),
+         "currency": "", "amount": 150.0},
+        # a credit note is negative revenue
+        {"account_id": "e", "period_start": D(2025, 6, 1), "period_end": D(2025, 6, 30),
+         "currency": "", "amount": -40.0},
+    ])
+    mrr = _monthly_mrr(engine, {"EUR": 1.08})
+    assert mrr[("a", D(2025, 1, 1))] == mrr[("a", D(2025, 12, 1))] == 100.0
+    assert mrr[("b", D(2025, 5, 1))] == pytest.approx(108.0)
+    # Jan 15-Feb 14: 17/31 of January and 14/28 of February, in proportion
+    jan, feb = 17 / 31, 14 / 28
+    assert mrr[("c", D(2025, 1, 1))] == pytest.approx(100 * jan / (jan + feb))
+    assert mrr[("c", D(2025, 2, 1))] == pytest.approx(100 * feb / (jan + feb))
+    assert ("c", D(2025, 3, 1)) not in mrr
+    assert mrr[("d", D(2025, 6, 1))] == pytest.approx(150 * 0.5 / 1.5)
+    assert mrr[("d", D(2025, 7, 1))] == pytest.approx(100.0)
+    assert mrr[("e", D(2025, 6, 1))] == -40.0
+
+
+def test_an_unknown_currency_is_a_clear_error(engine: Engine) -> None:
+    _load(engine, [_account("a", D(2024, 1, 1))], invoices=[
+        {"account_id": "a", "period_start": D(2025, 1, 1), "period_end": D(2025, 1, 31),
+         "currency": "GBP", "amount": 10.0}])
+    with pytest.raises(SourceError, match=r"currency 'GBP' has no rate.*rates = \{ GBP"):
+        _monthly_mrr(engine)
+
+
+def test_last_mrr_carries_forward_while_active(engine: Engine) -> None:
+    revenue = [{"account_id": a, "month": m, "mrr": v} for a, m, v in (
+        ("invoiced", D(2025, 6, 1), 50.0), ("invoiced", D(2025, 5, 1), 40.0),
+        ("behind", D(2025, 5, 1), 30.0),            # June not invoiced yet: May holds
+        ("lapsed", D(2025, 3, 1), 20.0),            # older than 2 months: gone
+        ("churned", D(2025, 5, 1), 10.0))]          # churned in June: not carried
+    _load(engine, [_account("invoiced", D(2024, 1, 1)), _account("behind", D(2024, 1, 1)),
+                   _account("lapsed", D(2024, 1, 1)),
+                   _account("churned", D(2024, 1, 1), D(2025, 6, 10))], revenue=revenue)
+    with engine.connect() as conn:
+        mrr = features.mrr_at(imported(conn), AT).to_dict()
+    assert mrr == {"invoiced": 50.0, "behind": 30.0}
+
+
+def _weekly(account: str, metric: str, values: dict[dt.date, float]) -> list[dict[str, Any]]:
+    return [{"account_id": account, "metric": metric, "date": d, "value": v}
+            for d, v in values.items()]
+
+
+def test_count_reads_a_missing_week_as_zero_and_state_holds(engine: Engine) -> None:
+    weeks = [AT - dt.timedelta(days=7 * k) for k in range(4)]  # 4 snapshots in 28 days
+    _load(engine, [_account("a", D(2024, 1, 1))], usage=(
+        _weekly("a", "calls", {weeks[0]: 10, weeks[1]: 10, weeks[3]: 10})       # one week out
+        + _weekly("a", "seats", {AT - dt.timedelta(days=100): 5})))             # unchanged
+    catalog = [Metric("calls", kind="count"), Metric("seats")]
+    with engine.connect() as conn:
+        levels = features.levels_at(imported(conn, catalog), ["calls", "seats"], AT, 28)
+    assert levels.loc["a", "calls"] == pytest.approx(30 / 4)  # the silent week is a zero
+    assert levels.loc["a", "seats"] == 5.0                     # held from 100 days ago
+    with engine.connect() as conn:
+        stale = features.levels_at(imported(conn, [Metric("seats", max_age_days=60)]),
+                                   ["seats"], AT, 28)
+    assert stale.loc["a", "seats"] == 0.0  # older than max_age_days: no longer known
+
+
+def test_event_metrics_are_exposure_normalised_per_period(engine: Engine) -> None:
+    late = AT - dt.timedelta(days=6)  # signed up 7 days before the as-of date (incl.)
+    events = [("old", f"u{u}", AT - dt.timedelta(days=d)) for d in range(0, 28, 2)
+              for u in range(d % 3 + 1)]
+    events += [("new", "u0", late), ("new", "u1", late), ("new", "u0", AT)]
+    _load(engine, [_account("old", D(2024, 1, 1)), _account("new", late)], events=[
+        {"event": "edit", "timestamp": dt.datetime.combine(when, dt.time(12)),
+         "account_id": a, "user_id": u, "occurrences": 1} for a, u, when in events])
+    catalog = [Metric("users", events=[], aggregate="distinct_users", period="week"),
+               Metric("edits", events=["edit"], aggregate="count", period="week")]
+    with engine.connect() as conn:
+        levels = features.levels_at(imported(conn, catalog), ["users", "edits"], AT, 28)
+    frame = pd.DataFrame(events, columns=["account", "user", "day"])
+    frame["week"] = [(AT - d).days // 7 for d in frame["day"]]
+    old = frame[frame.account == "old"]
+    assert levels.loc["old", "users"] == pytest.approx(
+        old.groupby("week")["user"].nunique().sum() / 4)
+    assert levels.loc["old", "edits"] == pytest.approx(len(old) / 4)
+    # the new account existed for 7 of the 28 days: one week's worth, not a quarter of it
+    assert levels.loc["new", "users"] == pytest.approx(2.0)
+    assert levels.loc["new", "edits"] == pytest.approx(3.0)
+
+
+def test_default_as_of_waits_for_revenue(engine: Engine) -> None:
+    accounts = [_account(f"a{i}", D(2024, 1, 1)) for i in range(10)]
+    usage = [{"account_id": f"a{i}", "metric": "seats", "date": d, "value": 1.0}
+             for i in range(10) for d in (D(2025, 7, 6), D(2099, 1, 1))]
+    revenue = [{"account_id": f"a{i}", "month": m, "mrr": 10.0}
+               for i in range(10) for m in (D(2025, 5, 1), D(2025, 6, 1))]
+    revenue += [{"account_id": "a0", "month": D(2025, 7, 1), "mrr": 10.0}]  # 1 of 10 in
+    _load(engine, accounts, usage=usage, revenue=revenue)
+    today = D(2025, 7, 8)
+    no_carry = RevenueSettings(carry_forward_months=0)
+    with engine.connect() as conn:
+        # July is billed for 1 of 10 accounts: without carry-forward, revenue ends in June
+        assert features.default_as_of(imported(conn, revenue=no_carry), ["seats"],
+                                      today=today) == AT
+        # with it, June's MRR holds into July: the newest usage (not 2099) sets the date
+        assert features.default_as_of(imported(conn), ["seats"], today=today) == D(2025, 7, 6)
+    check = run_checks(DataSources(engine, revenue=no_carry), ["seats"], 28, today=today)
+    assert {f.check for f in check.findings} >= {"future_dates"}
+    assert check.as_of == AT
+
+
+def test_check_exits_1_when_most_accounts_have_no_revenue(engine: Engine, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    accounts = [_account(f"a{i}", D(2024, 1, 1)) for i in range(10)]
+    usage = [{"account_id": f"a{i}", "metric": "seats", "date": AT, "value": 1.0}
+             for i in range(10)]
+    _load(engine, accounts, usage=usage, revenue=[
+        {"account_id": "a0", "month": D(2025, 6, 1), "mrr": 10.0}])
+    config = tmp_path / "c.toml"
+    config.write_text('[analysis]\nas_of = 2025-06-30\n')
+    url = engine.url.render_as_string(hide_password=False)
+    assert main(["check", "--config", str(config), "--database-url", url]) == 1
+    out = capsys.readouterr().out
+    assert "problem: 9 of 10 active accounts have no revenue at 2025-06-30" in out
+
+
+def test_check_names_a_missing_column(engine: Engine) -> None:
+    _load(engine, [_account("a", D(2024, 1, 1))])
+    settings = SourceSettings(accounts="SELECT account_id AS id, signup_date FROM accounts")
+    result = run_checks(DataSources(engine, settings), ["seats"], 28)
+    assert result.problems
+    assert "source.accounts: column 'account_id' is missing" in result.problems[0].message
+
+
+def test_check_names_a_mistyped_column_in_duckdb(tmp_path: Path) -> None:
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE orgs AS SELECT 'a' AS id, 20250101 AS created")
+    own = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
+    settings = SourceSettings(url=f"duckdb:///{warehouse}",
+                              accounts="SELECT id AS account_id, created AS signup_date FROM orgs",
+                              revenue="SELECT id AS account_id, DATE '2025-01-01' AS month, "
+                                      "10.0 AS mrr FROM orgs")
+    result = run_checks(DataSources(own, settings), ["seats"], 28)
+    assert [f.check for f in result.problems] == ["source_query"]
+    assert "source.accounts: column 'signup_date' must be a date" in result.problems[0].message
+
+
+def test_a_separate_source_needs_accounts_and_revenue(tmp_path: Path) -> None:
+    own = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
+    settings = SourceSettings(url=f"sqlite:///{tmp_path / 'theirs.db'}",
+                              events="SELECT 1 AS account_id, 'e' AS event, "
+                                     "'2025-01-01' AS timestamp")
+    with pytest.raises(SourceError, match=r"source.accounts: required when source.url is set"), \
+            DataSources(own, settings).connect():
+        pass
+
+
+def test_a_bad_source_query_is_named_by_check_and_ask(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    own = f"sqlite:///{tmp_path / 'own.db'}"
+    ensure_schema(make_engine(own))
+    config = tmp_path / "c.toml"
+    config.write_text('[[metrics]]\nname = "seats"\n\n[source]\n'
+                      'accounts = "SELECT account_id AS org, signup_date FROM accounts"\n')
+    assert main(["check", "--config", str(config), "--database-url", own]) == 1
+    assert "problem: source.accounts: column 'account_id' is missing" in capsys.readouterr().out
+    assert main(["ask", "correlate", "--config", str(config), "--database-url", own]) == 1
+    assert "valuemetric: source.accounts: column 'account_id' is missing" in (
+        capsys.readouterr().err)
