@@ -461,7 +461,7 @@ def test_buttons_obey_access_and_answer_problems_ephemerally(
 def test_a_headline_without_its_replies_is_reported_and_finished(
         settings: Settings, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(jobs_module, "digest_thread", lambda report: [
+    monkeypatch.setattr(jobs_module.render, "render_digest_thread", lambda report: [
         to_message(f"# Digest part {n}\n\npart {n} of 3") for n in range(3)])
     monkeypatch.setenv("VALUEMETRIC_DATABASE_URL", settings.database.url)
     jobs = jobs_for(settings, fake)
