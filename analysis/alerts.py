@@ -15,7 +15,7 @@ as disarmed without an alert, so switching alerts on does not flood the channel.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -39,18 +39,35 @@ class Rule:
 
 @dataclass(frozen=True)
 class Evidence:
-    """How accounts at or above the threshold fared historically (expansion cohort)."""
+    """A rule's track record, from replaying it over past weeks (:func:`backtest`).
 
-    rate_above: float | None
-    rate_below: float | None
-    n_above: int
-    n_below: int
+    ``hit_rate``: the share of past crossings followed by an MRR increase within the
+    horizon. ``base_rate``: the same for the account-weeks below the threshold, so a card
+    can say how much more often crossing accounts expanded than the others.
+    """
+
+    crossings: int
+    followed: int
+    baseline: int  # account-weeks below the threshold
+    baseline_expanded: int
+    horizon_days: int = 90
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.followed / self.crossings if self.crossings else None
+
+    @property
+    def base_rate(self) -> float | None:
+        return self.baseline_expanded / self.baseline if self.baseline else None
 
     @property
     def lift(self) -> float | None:
-        if self.rate_above is None or not self.rate_below:
+        if self.hit_rate is None or not self.base_rate:
             return None
-        return self.rate_above / self.rate_below
+        return self.hit_rate / self.base_rate
+
+
+NO_HISTORY = Evidence(0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -124,19 +141,14 @@ def build_rules(learned: Mapping[str, float | None],
     return rules
 
 
-def evidence(ds: Dataset, metric: str, threshold: float) -> Evidence:
-    level = ds.past.loc[ds.expansion_index, metric]
-    expanded = ds.expanded
-    above = level >= threshold
-    n_above, n_below = int(above.sum()), int((~above).sum())
-    return Evidence(float(expanded[above].mean()) if n_above else None,
-                    float(expanded[~above].mean()) if n_below else None, n_above, n_below)
-
-
 def evaluate(ds: Dataset, previous: pd.DataFrame, rules: list[Rule],
              states: Mapping[tuple[str, str], PriorState], hysteresis: float, now: dt.datetime,
-             top_plans: Iterable[str] = (), closest: int = 5) -> Evaluation:
-    """Crossings to alert on and state changes to store; ``previous`` = levels a week ago."""
+             top_plans: Iterable[str] = (), closest: int = 5,
+             evidence: Callable[[Rule], Evidence] = lambda _: NO_HISTORY) -> Evaluation:
+    """Crossings to alert on and state changes to store; ``previous`` = levels a week ago.
+
+    ``evidence`` gives a rule's track record; it is asked only for rules that fire.
+    """
     active = ds.active
     skip = set(top_plans)
     crossings: list[Crossing] = []
@@ -149,7 +161,7 @@ def evaluate(ds: Dataset, previous: pd.DataFrame, rules: list[Rule],
         eligible = ~active["plan"].isin(skip)
         if rule.plans:
             eligible &= active["plan"].isin(rule.plans)
-        proof = evidence(ds, rule.metric, rule.threshold)
+        proof: Evidence | None = None
         for account_id in level.index[eligible.to_numpy()]:
             value = float(level[account_id])
             prior = states.get((account_id, rule.key))
@@ -167,6 +179,7 @@ def evaluate(ds: Dataset, previous: pd.DataFrame, rules: list[Rule],
                     continue
                 row = active.loc[account_id]
                 number = prior.crossings + 1
+                proof = proof or evidence(rule)
                 crossings.append(Crossing(
                     rule, str(account_id), str(row["name"]), str(row["plan"]),
                     None if pd.isna(row["owner"]) else str(row["owner"]), value,
@@ -193,6 +206,14 @@ class Backtest:
     followed_by_expansion: int  # alerts followed by an MRR increase within the horizon
     expansions: int  # MRR increases in the replayed period
     expansions_caught: int  # ... preceded by an alert on the account within the horizon
+    baseline: int = 0  # account-weeks below the threshold (no alert)
+    baseline_expanded: int = 0  # ... followed by an MRR increase within the horizon
+    horizon_days: int = 90
+
+    @property
+    def evidence(self) -> Evidence:
+        return Evidence(self.alerts, self.followed_by_expansion, self.baseline,
+                        self.baseline_expanded, self.horizon_days)
 
     @property
     def alerts_per_week(self) -> float:
@@ -200,7 +221,7 @@ class Backtest:
 
     @property
     def share_followed(self) -> float | None:
-        return self.followed_by_expansion / self.alerts if self.alerts else None
+        return self.evidence.hit_rate
 
     @property
     def share_caught(self) -> float | None:
@@ -237,6 +258,16 @@ def backtest(rule: Rule, weekly_levels: Mapping[dt.date, pd.Series],
     if dates:
         first, last = pd.Timestamp(dates[0]), pd.Timestamp(dates[-1]) + horizon
         events = events[(events["month"] > first) & (events["month"] <= last)]
+    baseline = baseline_expanded = 0
+    for day in dates:
+        start = pd.Timestamp(day)
+        levels = weekly_levels[day]
+        if eligible is not None:
+            levels = levels[levels.index.isin(list(eligible))]
+        below = levels.index[(levels < rule.threshold).to_numpy()]
+        window = events[(events["month"] > start) & (events["month"] <= start + horizon)]
+        baseline += len(below)
+        baseline_expanded += int(below.isin(window["account_id"].astype(str).unique()).sum())
     by_account = {a: g["month"].to_numpy() for a, g in events.groupby("account_id")}
     followed = sum(
         1 for account_id, day in fired
@@ -249,4 +280,5 @@ def backtest(rule: Rule, weekly_levels: Mapping[dt.date, pd.Series],
         start = pd.Timestamp(month) - horizon
         if any(start <= d < month for d in alerts_by_account.get(str(account_id), ())):
             caught += 1
-    return Backtest(rule, len(dates), len(fired), followed, len(events), caught)
+    return Backtest(rule, len(dates), len(fired), followed, len(events), caught, baseline,
+                    baseline_expanded, horizon_days)

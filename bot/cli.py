@@ -338,6 +338,7 @@ def _configure_logging(secrets: Secrets) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot import render, scheduler
     from bot.app import create_app
+    from bot.doctor import log_checks, run_checks
     from bot.jobs import Jobs
     from bot.sender import Sender
     from bot.server import serve_http, serve_socket_mode
@@ -356,6 +357,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_token()
     _configure_logging(secrets)
     app = create_app(settings, secrets, engine)
+    log_checks(run_checks(app.client, settings))  # scopes and channels: the fix in the log
     if not args.no_scheduler:
         scheduler.start(Jobs(engine, settings, Sender(app.client)), blocking=False)
     if args.http:
@@ -363,6 +365,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         serve_socket_mode(app, secrets.app_token)
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_checks
+    from bot.sender import make_web_client
+
+    settings = _settings(args)
+    _require_token()
+    checks = run_checks(make_web_client(Secrets.from_env().bot_token), settings)
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.ok for c in checks) else EXIT_ERROR
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
@@ -477,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true", help="do not run the digest and "
                        "alert jobs here (run `valuemetric schedule` elsewhere)")
     serve.set_defaults(func=cmd_serve)
+
+    doctor = sub.add_parser("doctor", parents=[common], help="check the Slack token, scopes "
+                            "and channels, with the fix for each problem")
+    doctor.set_defaults(func=cmd_doctor)
 
     deliveries = sub.add_parser(
         "deliveries", parents=[common], help="the delivery ledger: what was posted, what is "

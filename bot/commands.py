@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 # name -> (argument placeholder or "", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "help": ("", "what valuemetric can answer"),
+    "help": ("[TERM]", "what valuemetric can answer, or what a term such as AUC means"),
     "metrics": ("", "the metric catalog and what each measures"),
     "correlate": ("", "which usage predicts ARR, retention and expansion"),
     "segments": ("", "average usage of high-value vs churned customers"),
@@ -73,6 +73,8 @@ def parse(text: str, metrics: Sequence[str]) -> Command:
     if not placeholder:
         if rest:
             raise UsageError(f"'{name}' takes no argument.\n{usage_line(name)}")
+        return Command(name, share=share)
+    if not rest and placeholder.startswith("["):  # an optional argument
         return Command(name, share=share)
     if not rest:
         hint = f" Metrics: {', '.join(metrics)}." if placeholder == "METRIC" else ""

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from analysis import ledger
 from analysis.alerts import Crossing, StateChange
-from bot import render, reports
+from bot import home, render, reports
 from bot.blocks import Message
 from bot.commands import UsageError
 from bot.config import Settings
@@ -55,9 +55,6 @@ def fire_times(trigger: CronTrigger, start: dt.datetime, end: dt.datetime) -> li
     return times
 
 
-def digest_thread(report: reports.Report) -> list[Message]:
-    """The digest as a headline (item 0) and replies in its thread."""
-    return [render.render_slack(report)]
 
 
 def thread_complete(engine: Engine, headline: ledger.Delivery) -> bool:
@@ -210,7 +207,7 @@ class Jobs:
         try:
             report = reports.build_digest(reports.Context.load(self.engine, self.settings),
                                           channel, now)
-            messages = digest_thread(report)
+            messages = render.render_digest_thread(report)
         except Exception as exc:
             if claim is not None:
                 self._abandon([claim], now, exc)
@@ -240,11 +237,16 @@ class Jobs:
             def build(_: list[ledger.Claim], reply: Message = reply) -> Built:
                 return reply, [None]
 
-            states += self._deliver(DIGEST_REPLY, channel, [f"{key}#{number}"], now, build,
-                                    thread_ts=headline_ts)
+            (state,) = self._deliver(DIGEST_REPLY, channel, [f"{key}#{number}"], now, build,
+                                     thread_ts=headline_ts)
+            if state == ledger.SENT and reply.chart is not None:  # the chart with its answer
+                self.sender.upload_png(channel, reply.chart.filename, reply.chart.png,
+                                       reply.chart.title, thread_ts=headline_ts)
+            states.append(state)
         failed = [s for s in states if s not in (ledger.SENT, ALREADY_CLAIMED)]
         outcome_text = failed[0] if failed else ledger.SENT
         log.info("digest for %s to %s: %s", key, channel, outcome_text)
+        home.refresh(self.engine, self.settings, self.sender)  # Home tabs open here show it
         return outcome_text
 
     def catch_up(self, now: dt.datetime) -> str | None:

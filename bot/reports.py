@@ -7,17 +7,19 @@ question gives the same numbers through every door. Rendering lives in
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 
 from analysis import features, ledger
 from analysis.alerts import (
+    Backtest,
     Crossing,
     Evaluation,
     PriorState,
@@ -36,11 +38,36 @@ from analysis.segments import SegmentComparison, compare_segments
 from analysis.simulate import Simulation, simulate
 from analysis.sources import DataSources
 from analysis.thresholds import Thresholds, find_all_thresholds
+from bot import glossary
 from bot.commands import COMMANDS, Command, UsageError, suggestion, usage_line
 from bot.config import Settings
 
-__all__ = ["Context", "Digest", "NoData", "PostedAlert", "Report", "answer", "build_digest",
-           "data_warnings"]
+__all__ = ["Context", "Digest", "NoData", "PostedAlert", "Report", "Style", "answer",
+           "build_digest", "data_warnings"]
+
+
+@dataclass(frozen=True)
+class Style:
+    """How numbers read for people: the revenue currency and each metric's unit and period."""
+
+    currency: str = "USD"
+    units: Mapping[str, str] = field(default_factory=dict)  # metric -> "API calls a week"
+
+    def unit(self, metric: str) -> str:
+        return self.units.get(metric) or metric.replace("_", " ")
+
+
+def revenue_currency(settings: Settings) -> str:
+    return settings.revenue.currency
+
+
+def metric_unit(metric: Metric) -> str:
+    """'API calls a week': the unit (or name) and, for counts of events, their period."""
+    return f"{metric.label} a {metric.period}" if metric.from_events else metric.label
+
+
+def style_of(ctx: Context) -> Style:
+    return Style(revenue_currency(ctx.settings), {m.name: metric_unit(m) for m in ctx.catalog})
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,7 @@ class Report:
     kind: str
     as_of: dt.date | None
     data: Any
+    style: Style = Style()
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,28 @@ class PostedAlert:
 
 
 @dataclass(frozen=True)
+class Lead:
+    """An account worth a call this week: it crossed an expansion threshold."""
+
+    account_id: str
+    name: str
+    arr: float | None
+    metric: str
+    level: float | None
+    threshold: float | None
+    label: str
+    alerted: dt.date | None  # None: crossed, not alerted yet
+    hit_rate: float | None = None  # share of the rule's past crossings followed by expansion
+    base_rate: float | None = None
+
+
+# A statistic "predicts" an outcome when significant after correction and pointing up.
+_SIGNALS = (("retention", "retention_auc", "retention_q", 0.5),
+            ("expansion", "expansion_auc", "expansion_q", 0.5),
+            ("ARR", "arr_partial_rho", "arr_partial_q", 0.0))
+
+
+@dataclass(frozen=True)
 class Digest:
     as_of: dt.date
     today: dt.date
@@ -92,9 +142,11 @@ class Digest:
     segments: SegmentComparison
     thresholds: tuple[Thresholds, ...]
     recommendation: Recommendation
-    previous: Mapping[str, Mapping[str, float | None]] | None = None
+    previous: Mapping[str, Mapping[str, Any]] | None = None
     alerts: Evaluation | None = None
     posted: tuple[PostedAlert, ...] = ()  # alerts sent in the week before the digest
+    leads: tuple[Lead, ...] = ()  # this week's crossings, largest ARR first
+    warnings: tuple[str, ...] = ()  # from the data checks, shown first
 
     @property
     def stale(self) -> bool:
@@ -105,11 +157,50 @@ class Digest:
         before = (self.previous or {}).get(metric, {}).get(key)
         return None if before is None or now is None else now - before
 
-    def statistics(self) -> dict[str, dict[str, float | None]]:
+    def statistics(self) -> dict[str, dict[str, Any]]:
         """What the next digest compares against (kept in the ledger with the post)."""
-        return {m.metric.name: {"arr_rho": m.arr.value, "retention_auc": m.retention.value,
-                                "expansion_auc": m.expansion.value}
-                for m in self.correlation.metrics}
+        rec = self.recommendation
+        return {m.metric.name: {
+            "arr_rho": m.arr.value, "retention_auc": m.retention.value,
+            "expansion_auc": m.expansion.value, "arr_partial_rho": m.arr_partial.value,
+            "retention_q": m.retention.p_adjusted, "expansion_q": m.expansion.p_adjusted,
+            "arr_partial_q": m.arr_partial.p_adjusted,
+            "role": "primary" if m.metric.name == rec.primary
+            else "gate" if m.metric.name in rec.gate else ""}
+            for m in self.correlation.metrics}
+
+    def changes(self) -> tuple[str, ...]:
+        """What changed since the previous digest, in words; () when nothing moved."""
+        if not self.previous:
+            return ()
+        alpha = self.correlation.alpha
+        now = self.statistics()
+        said: list[str] = []
+        primary_before = next((k for k, v in self.previous.items()
+                               if v.get("role") == "primary"), None)
+        if any("role" in v for v in self.previous.values()) and \
+                primary_before != self.recommendation.primary:
+            said.append(f"the recommended price metric is now "
+                        f"{self.recommendation.primary or 'none'} (was {primary_before or 'none'})")
+        for metric, stats_now in now.items():
+            before = self.previous.get(metric)
+            if before is None:
+                said.append(f"{metric} is new in the data")
+                continue
+            for outcome, value_key, q_key, neutral in _SIGNALS:
+                if q_key not in before:
+                    continue  # a digest from before significance was kept
+                was = _predicts(before.get(value_key), before.get(q_key), neutral, alpha)
+                is_ = _predicts(stats_now[value_key], stats_now[q_key], neutral, alpha)
+                if is_ and not was:
+                    said.append(f"{metric} now predicts {outcome}")
+                elif was and not is_:
+                    said.append(f"{metric} no longer predicts {outcome}")
+        return tuple(said)
+
+
+def _predicts(value: Any, q: Any, neutral: float, alpha: float) -> bool:
+    return value is not None and q is not None and q < alpha and value > neutral
 
 
 @dataclass(frozen=True)
@@ -225,7 +316,8 @@ class Context:
                   for key, s in ledger.alert_states(self.engine, [r.key for r in rules]).items()}
         ranks = {name: plan.rank for name, plan in self.settings.plans.items()}
         top = [n for n, r in ranks.items() if r == max(ranks.values())] if ranks else []
-        return evaluate(ds, previous, rules, states, self.settings.alerts.hysteresis, now, top)
+        return evaluate(ds, previous, rules, states, self.settings.alerts.hysteresis, now, top,
+                        evidence=lambda rule: self.replay([rule])[0].evidence)
 
     def backtest(self, rule_key: str | None = None, weeks: int = 52,
                  horizon_days: int = 90) -> Report:
@@ -238,6 +330,12 @@ class Context:
                                  f"{suggestion(rule_key, [r.key for r in rules])} Rules: "
                                  + ", ".join(r.key for r in rules))
             rules = chosen
+        return Report("backtest", self.dataset.windows.as_of,
+                      self.replay(rules, weeks, horizon_days))
+
+    def replay(self, rules: list[Rule], weeks: int = 52,
+               horizon_days: int = 90) -> tuple[Backtest, ...]:
+        """Each rule replayed over the ``weeks`` whose outcome is already known."""
         ds = self.dataset
         last = ds.windows.as_of - dt.timedelta(days=horizon_days)
         dates = [last - dt.timedelta(weeks=k) for k in range(weeks)][::-1]
@@ -246,12 +344,11 @@ class Context:
             levels = {d: features.levels_at(source, metrics, d, ds.windows.window_days)
                       for d in dates}
             increases = features.mrr_increases(source, ds.windows.as_of)
-        results = tuple(
+        return tuple(
             backtest(rule, {d: frame[rule.metric] for d, frame in levels.items()},
                      ds.accounts["plan"], increases, self.settings.alerts.hysteresis,
                      horizon_days)
             for rule in rules)
-        return Report("backtest", ds.windows.as_of, results)
 
     def recent_alerts(self, limit: int = 10,
                       since: dt.datetime | None = None) -> tuple[PostedAlert, ...]:
@@ -275,8 +372,20 @@ def data_warnings(ctx: Context) -> tuple[str, ...]:
 
 def answer(ctx: Context, command: Command) -> Report:
     """Compute the answer to one parsed command."""
+    return dataclasses.replace(_answer(ctx, command), style=style_of(ctx))
+
+
+def _answer(ctx: Context, command: Command) -> Report:
     name = command.name
     if name == "help":
+        if command.argument:
+            term = glossary.lookup(command.argument)
+            if term is None:
+                near = glossary.near(command.argument)
+                hint = f" Did you mean {' or '.join(near)}?" if near else ""
+                raise UsageError(f"no glossary entry for '{command.argument}'.{hint} Terms: "
+                                 + ", ".join(t.name for t in glossary.TERMS))
+            return Report("term", None, term)
         return Report("help", None, COMMANDS)
     if name == "metrics":
         return Report("metrics", None, tuple(ctx.catalog))
@@ -305,9 +414,28 @@ def answer(ctx: Context, command: Command) -> Report:
     return Report(name, as_of, data)
 
 
+def _leads(ctx: Context, posted: tuple[PostedAlert, ...],
+           pending: Evaluation) -> tuple[Lead, ...]:
+    arr = ctx.dataset.accounts["arr"]
+
+    def arr_of(account_id: str) -> float | None:
+        value = arr.get(account_id)
+        return None if value is None or value != value else float(value)  # NaN: unknown
+
+    leads = [Lead(p.account_id, p.name, arr_of(p.account_id), p.metric, p.level, p.threshold,
+                  p.label, p.delivery.claimed_at.date()) for p in posted]
+    leads += [Lead(c.account_id, c.name, c.arr, c.rule.metric, c.level, c.rule.threshold,
+                   c.rule.label, None, c.evidence.hit_rate, c.evidence.base_rate)
+              for c in pending.crossings]
+    return tuple(sorted(leads, key=lambda x: -(x.arr or 0)))
+
+
 def build_digest(ctx: Context, channel: str | None, now: dt.datetime | None = None,
-                 leading: int = 3) -> Report:
-    """The weekly digest for ``channel`` (None: not tied to a channel, nothing to compare)."""
+                 leading: int = 3, warnings: tuple[str, ...] | None = None) -> Report:
+    """The weekly digest for ``channel`` (None: not tied to a channel, nothing to compare).
+
+    ``warnings`` (default: the data checks' findings) are shown before anything else.
+    """
     now = now or dt.datetime.now(dt.UTC)
     ds = ctx.dataset
     rec = ctx.recommendation
@@ -321,7 +449,9 @@ def build_digest(ctx: Context, channel: str | None, now: dt.datetime | None = No
     # the digest shows those from the ledger beside any still pending.
     posted = tuple(p for p in ctx.recent_alerts(limit=1000, since=now - dt.timedelta(days=7))
                    if p.delivery.state in (ledger.SENT, ledger.UNKNOWN))
+    pending = ctx.alert_evaluation(now)
     data = Digest(ds.windows.as_of, now.date(), newest, ctx.settings.digest.stale_after_days,
                   ctx.correlation, ctx.segments, tuple(ctx.thresholds(m) for m in lead), rec,
-                  ctx.previous_digest(channel), ctx.alert_evaluation(now), posted)
-    return Report("digest", ds.windows.as_of, data)
+                  ctx.previous_digest(channel), pending, posted, _leads(ctx, posted, pending),
+                  data_warnings(ctx) if warnings is None else warnings)
+    return Report("digest", ds.windows.as_of, data, style_of(ctx))

@@ -235,3 +235,15 @@ class Sender:
             log.error("chart upload to %s failed: %s", channel, exc)
             return False
         return True
+
+    def publish_home(self, user_id: str, view: dict[str, Any]) -> bool:
+        """views.publish: the user's App Home tab."""
+        try:
+            self.client.views_publish(user_id=user_id, view=view)
+        except SlackApiError as exc:
+            log.error("views.publish for %s failed: %s", user_id, exc.response.get("error"))
+            return False
+        except OSError as exc:
+            log.error("views.publish for %s failed: %s", user_id, exc)
+            return False
+        return True

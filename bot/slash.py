@@ -75,6 +75,10 @@ def answer(request: SlashRequest, services: Services) -> None:
         message = render.render_slack(report)
         if command.name == "thresholds":
             chart = _chart(context, command.argument)
+            if chart is not None and not share:  # a private answer cannot carry a file
+                message = Message(message.text, [*message.blocks[:48], {
+                    "type": "context", "elements": [{"type": "mrkdwn", "text":
+                        "The chart is in your direct messages with valuemetric."}]}])
         if command.share and not share:
             message = Message(message.text, [*message.blocks[:49], {
                 "type": "context", "elements": [{"type": "mrkdwn", "text":

@@ -75,6 +75,8 @@ class FakeSlack:
     server: ThreadingHTTPServer | None = None
     ts_counter: int = 0
     socket_mode_url: str = ""  # what apps.connections.open hands out (Socket Mode tests)
+    scopes: str | None = None  # auth.test's x-oauth-scopes header, when set
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # conversations.info
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     delay: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
     joined: set[str] | None = None  # None: the bot may post anywhere
@@ -184,6 +186,18 @@ class FakeSlack:
             return {"ok": True, "upload_url": f"{self.url}/upload/F1", "file_id": "F1"}
         if path == "/api/files.completeUploadExternal":
             return {"ok": True, "files": [{"id": "F1", "title": "chart"}]}
+        if path == "/api/views.publish":
+            view = body["view"] if isinstance(body.get("view"), dict) else json.loads(body["view"])
+            return {"ok": True, "view": {"id": "V1", **view}}
+        if path == "/api/conversations.info":  # from ``channels``, kept in step with
+            channel_id = str(body.get("channel"))  # ``joined`` and ``archived``
+            info = self.channels.get(channel_id)
+            if info is None:
+                return {"ok": False, "error": "channel_not_found"}
+            return {"ok": True, "channel": {
+                **info, "is_archived": info.get("is_archived") or channel_id in self.archived,
+                "is_member": info.get("is_member", False) if self.joined is None
+                else channel_id in self.joined}}
         if path.startswith("/api/"):
             return {"ok": False, "error": "unknown_method"}
         return {}
@@ -246,6 +260,8 @@ class FakeSlack:
                     payload = json.dumps(fake._answer(path, body)).encode()
                     ctype_out = "application/json"
                 self.send_response(200)
+                if path == "/api/auth.test" and fake.scopes is not None:
+                    self.send_header("x-oauth-scopes", fake.scopes)
                 self.send_header("Content-Type", ctype_out)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
