@@ -482,3 +482,17 @@ def test_a_channel_missing_the_bot_gets_the_fix_then_the_digest_thread_with_its_
     assert replies and all(r["thread_ts"] for r in replies)
     upload = fake.calls_to("/api/files.completeUploadExternal")
     assert upload and all(u.body.get("thread_ts") == replies[0]["thread_ts"] for u in upload)
+
+
+def test_customer_compares_the_activation_cutoff_with_early_usage_not_the_current_level(
+        ) -> None:
+    from analysis.customer import Customer, CustomerMetric
+    grown = CustomerMetric("seats", "seats", level=12.0, early_level=2.0, activation=5.0,
+                           expansion=None, percentile=80.0, plan_percentile=60.0)
+    young = dataclasses.replace(grown, metric="projects", unit="projects", early_level=None)
+    customer = Customer(dt.date(2025, 6, 30), "a1", "Acme", "team", None, True, 12_000.0, 400,
+                        None, (grown, young))
+    for text in (render_slack(reports.Report("customer", customer.as_of, customer)).text,
+                 render_text(reports.Report("customer", customer.as_of, customer))):
+        assert "2 in its first weeks, below activation (5)" in text
+        assert "early window not complete (activation 5)" in text
