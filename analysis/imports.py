@@ -69,7 +69,8 @@ MAX_PROBLEMS = 20
 CHUNK_ROWS = 250_000
 RECORD = "vm_record"  # staging column: index of the data record in the file (0 = first row)
 
-# (phase, rows done so far or None) -> None; phases: wait, read, check, upsert, commit
+# (phase, rows done so far or None) -> None; phases: wait, read, check, upsert, index,
+# statistics, commit
 Progress = Callable[[str, "int | None"], None]
 
 
@@ -892,6 +893,19 @@ def _key_hashes(frame: pd.DataFrame, keys: list[str]) -> np.ndarray[Any, Any]:
     return combined
 
 
+def _refresh_statistics(conn: Connection, kind: _Kind) -> None:
+    """Give the query planner fresh statistics for the table just loaded.
+
+    Without them SQLite plans the per-account window queries as a scan of every row of a
+    metric instead of an index seek per account (the scale benchmark measured `ask
+    correlate` 13 -> 7 CPU seconds at 50,000 accounts). On SQLite a sampled ANALYZE keeps
+    this to a fraction of a second however large the table.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+    conn.exec_driver_sql(f"ANALYZE {kind.table.name}")  # our own table name, never user text
+
+
 def import_csv(engine: Engine, kind_name: str, path: str | Path,
                progress: Progress | None = None, *, columns: Mapping[str, str] | None = None,
                currencies: Collection[str] | None = None, today: dt.date | None = None
@@ -936,6 +950,8 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
                     staged = staged if staged and staged.total else None
             if staged and not staged.total:
                 warnings += _warnings(conn, kind, kind.table)  # the table holds this file
+                with _heartbeat(progress, "statistics"):
+                    _refresh_statistics(conn, kind)
                 if progress:
                     progress("commit", None)
                 return ImportReport(
@@ -962,6 +978,8 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
                     index.create(conn)
             warnings += _warnings(conn, kind, stage)
             stage.drop(conn)
+            with _heartbeat(progress, "statistics"):
+                _refresh_statistics(conn, kind)
             if progress:
                 progress("commit", None)
     except _Unreadable as exc:

@@ -58,7 +58,8 @@ def _progress(label: str) -> Progress:
     last_phase, last_at = [""], [started]
     doing = {"wait": "waiting for another writer to finish", "read": "read and staged",
              "check": "looking for duplicate keys", "upsert": "writing the table",
-             "index": "building indexes", "commit": "committing"}
+             "index": "building indexes", "statistics": "updating planner statistics",
+             "commit": "committing"}
 
     def report(phase: str, count: int | None) -> None:
         now = time.perf_counter()
