@@ -16,7 +16,8 @@ def setting(default: Any = MISSING, *, help: str, factory: Any = MISSING) -> Any
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    as_of: dt.date | None = setting(None, help="fixed as-of date T; default: latest usage date")
+    as_of: dt.date | None = setting(None, help="fixed as-of date T; default: the latest date "
+                                    "at which usage and revenue are both complete")
     window_days: int = setting(28, help="a metric's level is the mean of its snapshots in "
                               "(t - window, t]")
     early_days: int = setting(28, help="E: early-usage window after signup, for retention")
