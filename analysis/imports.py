@@ -22,6 +22,7 @@ rejected are records mapped back to physical line numbers, by re-reading the fil
 from __future__ import annotations
 
 import codecs
+import concurrent.futures
 import contextlib
 import csv
 import datetime as dt
@@ -35,7 +36,7 @@ import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -60,13 +61,14 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from analysis.db import DatabaseError, dialect_insert, write_transaction
 from analysis.schema import accounts, events, invoices, revenue, usage
 
 MAX_PROBLEMS = 20
-CHUNK_ROWS = 250_000
+CHUNK_ROWS = 100000
+_Item = TypeVar("_Item")
 RECORD = "vm_record"  # staging column: index of the data record in the file (0 = first row)
 
 # (phase, rows done so far or None) -> None; phases: wait, read, check, upsert, index,
@@ -511,6 +513,18 @@ def _chunks(path: Path, compression: _Compression, layout: _Layout
                           ) from None
 
 
+def _read_ahead(items: Iterator[_Item]) -> Iterator[_Item]:
+    """The next item made in a thread while the caller works on this one: pandas' CSV
+    parser, numpy and SQLite's inserts all run with the GIL released, so on two cores
+    reading and checking a chunk overlaps writing the one before. One thread makes every
+    item, in order."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="import-read") as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
+
+
 # -- the database side ----------------------------------------------------------------------
 
 def _stage_table(kind: _Kind) -> Table:
@@ -562,15 +576,31 @@ def _refused_row(exc: Exception, first_record: int) -> _RowRefused | None:
                                f"{diag.message_primary}: does not fit the column"))
 
 
-def _insert_rows(conn: Connection, _kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
-    """SQLite: executemany straight on the driver, no per-row SQLAlchemy processing."""
+def _insert_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
+    """SQLite: executemany straight on the driver, no per-row SQLAlchemy processing.
+
+    Into the table itself (an empty table, see :func:`_copies_directly`), rows repeating a
+    key of a merging kind are merged as they arrive, as the staged import merges them.
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    if stage is kind.table:
+        frame = frame.drop(columns=RECORD)
     placeholders = ", ".join("?" for _ in frame.columns)
-    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in frame.columns)
+    names = ", ".join(quote(c) for c in frame.columns)
+    statement = f"INSERT INTO {quote(stage.name)} ({names}) VALUES ({placeholders})"
+    if stage is kind.table and kind.merged:
+        table = quote(stage.name)
+        merged = [f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" if how == "count"
+                  # SUM's NULL rule: NULL only when every value is NULL
+                  else f"{quote(c)} = coalesce({table}.{quote(c)} + excluded.{quote(c)}, "
+                  f"{table}.{quote(c)}, excluded.{quote(c)})"
+                  for c, how in kind.merged.items()]
+        statement += (f" ON CONFLICT ({', '.join(quote(k) for k in kind.keys)}) DO UPDATE SET "
+                      + ", ".join(merged))
     # missing values are None in text columns and NaN in number columns, which SQLite binds
     # as NULL: the columns go to the driver as they are
     columns = [frame[c].tolist() for c in frame.columns]
-    conn.exec_driver_sql(f"INSERT INTO {stage.name} ({names}) VALUES ({placeholders})",
-                         list(zip(*columns, strict=True)))
+    conn.exec_driver_sql(statement, list(zip(*columns, strict=True)))
 
 
 def _duplicates(conn: Connection, kind: _Kind, stage: Table) -> tuple[list[Problem], int]:
@@ -704,17 +734,22 @@ class _CopyConflict(Exception):
 
 
 def _copies_directly(conn: Connection, kind: _Kind) -> bool:
-    """PostgreSQL, a kind that neither merges repeats nor stages extra columns, and an
-    empty table (locked against other writers): the file can be copied straight into the
-    table. Staging it first and inserting it from there costs as much again."""
-    if conn.dialect.name != "postgresql" or kind.merged or kind.extra_stage_columns:
+    """An empty table (locked against other writers) and a kind that stages no extra
+    columns: the file can go straight into the table, as the engine's own loader would.
+    Staging it first and inserting it from there costs as much again. On PostgreSQL the
+    kind must not merge repeated keys either (COPY cannot merge; SQLite merges with ON
+    CONFLICT as rows arrive)."""
+    if kind.extra_stage_columns or conn.dialect.name not in ("sqlite", "postgresql"):
+        return False
+    if conn.dialect.name == "postgresql" and kind.merged:
         return False
     return conn.execute(select(literal_column("1")).select_from(kind.table).limit(1)
                         ).first() is None
 
 
-def _drop_indexes_for_load(conn: Connection, kind: _Kind, rows: int) -> list[Index]:
-    """SQLite: secondary indexes to drop before a load at least as big as the table.
+def _drop_indexes_for_load(conn: Connection, kind: _Kind, rows: int | None) -> list[Index]:
+    """SQLite: secondary indexes to drop before a load at least as big as the table
+    (``rows=None``: a load into the empty table, size not known yet).
 
     Building an index once, from a sort, is cheaper than updating it row by row; the
     write lock is held, so nobody sees the table without them (readers see the snapshot
@@ -724,7 +759,7 @@ def _drop_indexes_for_load(conn: Connection, kind: _Kind, rows: int) -> list[Ind
         return []
     existing = conn.execute(select(func.max(literal_column("rowid"))).select_from(kind.table)
                             ).scalar_one_or_none() or 0
-    if not rows or rows < existing:
+    if rows is not None and (not rows or rows < existing):
         return []
     dropped = sorted(kind.table.indexes, key=lambda index: str(index.name))
     for index in dropped:
@@ -839,6 +874,23 @@ class _Staged:
     repeated_keys: bool = False  # some key hashes repeat: duplicates, or rows to merge
 
 
+def _checked(chunks: Iterator[pd.DataFrame], kind: _Kind, known: pd.Index[str] | None,
+             checks_for: Callable[[int], _Checks]
+             ) -> Iterator[tuple[pd.DataFrame, _Checks, int]]:
+    """Each chunk converted and checked: (rows to write, their checks, the chunk's rows)."""
+    first = 0
+    for chunk in chunks:
+        checks = checks_for(first)
+        frame = kind.convert(chunk.reset_index(drop=True), checks)
+        if known is not None:
+            ids = frame["account_id"]
+            checks.flag(~ids.isin(known) & (ids != ""), "account_id", lambda v: "unknown "
+                        "account " + v.map(repr) + " (import it in accounts.csv first)", ids)
+        frame[RECORD] = np.arange(first, first + len(frame))
+        first += len(chunk)
+        yield frame, checks, len(chunk)
+
+
 def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
                     compression: _Compression, layout: _Layout,
                     checks_for: Callable[[int], _Checks], progress: Progress | None
@@ -850,27 +902,24 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
     staged = _Staged()
     found: list[tuple[int, str, str]] = []
     hashes: list[np.ndarray[Any, Any]] = []
-    for chunk in _chunks(path, compression, layout):
-        checks = checks_for(staged.rows)
-        frame = kind.convert(chunk.reset_index(drop=True), checks)
-        if known is not None:
-            ids = frame["account_id"]
-            checks.flag(~ids.isin(known) & (ids != ""), "account_id", lambda v: "unknown "
-                        "account " + v.map(repr) + " (import it in accounts.csv first)", ids)
+    checked = _checked(_chunks(path, compression, layout), kind, known, checks_for)
+    for frame, checks, rows in _read_ahead(checked):
         if checks.total or staged.total:  # a rejected file: keep counting, stop staging
             staged.total += checks.total
             found += checks.found
         elif len(frame):
-            # equal keys hash equal: no repeated hash, no repeated key
-            hashes.append(_key_hashes(frame, kind.keys))
-            frame[RECORD] = np.arange(staged.rows, staged.rows + len(frame))
+            if stage is not kind.table:  # the table itself refuses or merges repeats
+                # equal keys hash equal: no repeated hash, no repeated key
+                hashes.append(_key_hashes(frame, kind.keys))
             try:
                 load(conn, kind, stage, frame)
             except Exception as exc:
-                if str(getattr(exc, "sqlstate", None))[:2] == "23":  # integrity violation
+                # an integrity violation: psycopg's SQLSTATE class 23, or SQLite's
+                if (str(getattr(exc, "sqlstate", None))[:2] == "23"
+                        or isinstance(exc, IntegrityError)):
                     raise _CopyConflict from None
                 raise
-        staged.rows += len(chunk)
+        staged.rows += rows
         if progress:
             progress("read", staged.rows)
     staged.problems = [Problem(r, c, m) for r, c, m in sorted(found)[:MAX_PROBLEMS]]
@@ -942,22 +991,28 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
             if _copies_directly(conn, kind):
                 try:
                     with conn.begin_nested():
+                        dropped = _drop_indexes_for_load(conn, kind, None)
                         staged = _read_and_stage(conn, kind, kind.table, path, compression,
                                                  layout, checks, progress)
                         if staged.total:
                             raise _CopyConflict  # undo the rows copied before the problem
+                        with _heartbeat(progress, "index"):
+                            for index in dropped:
+                                index.create(conn)
                 except _CopyConflict:
                     staged = staged if staged and staged.total else None
             if staged and not staged.total:
+                distinct = (conn.execute(select(func.count()).select_from(kind.table))
+                            .scalar_one() if kind.merged else staged.rows)
                 warnings += _warnings(conn, kind, kind.table)  # the table holds this file
                 with _heartbeat(progress, "statistics"):
                     _refresh_statistics(conn, kind)
                 if progress:
                     progress("commit", None)
                 return ImportReport(
-                    kind=kind_name, path=str(path), rows=staged.rows, inserted=staged.rows,
-                    updated=0, unchanged=0, seconds=time.perf_counter() - started,
-                    warnings=tuple(warnings))
+                    kind=kind_name, path=str(path), rows=staged.rows, inserted=distinct,
+                    updated=0, unchanged=0, merged=staged.rows - distinct,
+                    seconds=time.perf_counter() - started, warnings=tuple(warnings))
             stage.create(conn)
             if staged is None:
                 staged = _read_and_stage(conn, kind, stage, path, compression, layout,

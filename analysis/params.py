@@ -1,4 +1,4 @@
-"""Analysis parameters: the ``[analysis]`` section of the settings, declared with help text."""
+"""Analysis parameters: the ``[analysis]`` and ``[[segments]]`` settings, with help text."""
 
 from __future__ import annotations
 
@@ -38,3 +38,20 @@ class AnalysisSettings:
     min_auc: float = setting(0.6, help="smallest retention or expansion AUC worth pricing on "
                              "or gating")
     seed: int = setting(0, help="random seed for bootstraps and permutations (reproducible)")
+
+
+@dataclass(frozen=True)
+class SegmentRule:
+    name: str = setting(help="label shown in reports")
+    min_arr: float | None = setting(None, help="active accounts with ARR at T >= this")
+    max_arr: float | None = setting(None, help="active accounts with ARR at T < this")
+    churned: bool = setting(False, help="accounts with a churn date, measured over their "
+                            "last window before churn")
+    plans: list[str] = setting(help="only accounts on these plans (empty: any plan)",
+                               factory=list)
+
+
+DEFAULT_SEGMENTS = (
+    SegmentRule(name="High-LTV customers (>$10k ARR)", min_arr=10_000.0),
+    SegmentRule(name="Churned customers", churned=True),
+)

@@ -69,6 +69,7 @@ events = Table(
     Column("user_id", String(255), primary_key=True, server_default=""),
     Column("occurrences", Integer, nullable=False, server_default="1"),
     Column("value", Float, nullable=True),
+    sqlite_with_rowid=False,  # clustered on the key: one b-tree to read and to write
 )
 
 # Invoices as billed, spread over their service period into monthly MRR at analysis time

@@ -26,24 +26,7 @@ import pandas as pd
 from analysis import stats
 from analysis.correlate import pricing_of
 from analysis.dataset import Dataset
-from analysis.params import AnalysisSettings, setting
-
-
-@dataclass(frozen=True)
-class SegmentRule:
-    name: str = setting(help="label shown in reports")
-    min_arr: float | None = setting(None, help="active accounts with ARR at T >= this")
-    max_arr: float | None = setting(None, help="active accounts with ARR at T < this")
-    churned: bool = setting(False, help="accounts with a churn date, measured over their "
-                            "last window before churn")
-    plans: list[str] = setting(help="only accounts on these plans (empty: any plan)",
-                               factory=list)
-
-
-DEFAULT_SEGMENTS = (
-    SegmentRule(name="High-LTV customers (>$10k ARR)", min_arr=10_000.0),
-    SegmentRule(name="Churned customers", churned=True),
-)
+from analysis.params import AnalysisSettings, SegmentRule
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.catalog import CATEGORIES, Metric
-from analysis.params import AnalysisSettings, setting
-from analysis.segments import DEFAULT_SEGMENTS, SegmentRule
+from analysis.params import DEFAULT_SEGMENTS, AnalysisSettings, SegmentRule, setting
 from analysis.sources import RevenueSettings, SourceSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///valuemetric.db"

@@ -116,8 +116,9 @@ def test_problems_name_file_line_and_column(loaded: Engine, tmp_path: Path, cont
 
 def test_problems_in_a_load_into_an_empty_table_name_their_lines(
         engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # PostgreSQL copies a file straight into an empty table: a repeated key (found by the
-    # table's own key, in a later chunk) or a bad row must still reject the file by line
+    # a file goes straight into an empty table (COPY on PostgreSQL, inserts on SQLite): a
+    # repeated key (found by the table's own key, in a later chunk) or a bad row must still
+    # reject the file by line
     monkeypatch.setattr("analysis.imports.CHUNK_ROWS", 100)
     ensure_schema(engine)
     import_csv(engine, "accounts", _write(tmp_path / "accounts.csv", ACCOUNTS))
