@@ -8,6 +8,7 @@ make the answer wrong (``valuemetric check`` exits 1), otherwise a *warning*.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Sequence
@@ -73,29 +74,35 @@ def run_checks(sources: DataSources, metrics: Sequence[str], window_days: int,
         if broken:
             shown = sources.engine.url.render_as_string(hide_password=True)
             return DataCheck(as_of, f"[source] on {shown}", 0, tuple(broken))
-        try:
-            source = sources.build(conn)
-        except SourceError as exc:
-            return DataCheck(as_of, "imported tables", 0,
-                             (Finding("revenue", PROBLEM, str(exc)),))
-        as_of = as_of or features.default_as_of(source, metrics, today)
-        if as_of is None:
-            return DataCheck(None, source.description, 0, (Finding(
-                "no_usage", PROBLEM, "no usage or events for the configured metrics: import "
-                "them or fix [[metrics]] / [source] usage and events"),))
-        active = source.conn.execute(select(func.count()).select_from(source.accounts)
-                                     .where(features.active_at(source, as_of))).scalar() or 0
-        findings = [
-            *_revenue(source, as_of, active),
-            *_without_usage(source, metrics, as_of, window_days, active),
-            *_series_gaps(source, metrics, as_of),
-            *_outside_life(source, as_of),
-            *_unknown_accounts(source, as_of),
-            *_both_revenue_shapes(source),
-            *_currencies(source),
-            *_future(source, today),
-        ]
-        return DataCheck(as_of, source.description, int(active), tuple(findings))
+        with contextlib.ExitStack() as stack:
+            try:
+                source = stack.enter_context(sources.on(conn))
+            except SourceError as exc:
+                return DataCheck(as_of, "imported tables", 0,
+                                 (Finding("revenue", PROBLEM, str(exc)),))
+            return _findings(source, metrics, window_days, as_of, today)
+
+
+def _findings(source: Source, metrics: Sequence[str], window_days: int,
+              as_of: dt.date | None, today: dt.date) -> DataCheck:
+    as_of = as_of or features.default_as_of(source, metrics, today)
+    if as_of is None:
+        return DataCheck(None, source.description, 0, (Finding(
+            "no_usage", PROBLEM, "no usage or events for the configured metrics: import "
+            "them or fix [[metrics]] / [source] usage and events"),))
+    active = source.conn.execute(select(func.count()).select_from(source.accounts)
+                                 .where(features.active_at(source, as_of))).scalar() or 0
+    findings = [
+        *_revenue(source, as_of, active),
+        *_without_usage(source, metrics, as_of, window_days, active),
+        *_series_gaps(source, metrics, as_of),
+        *_outside_life(source, as_of),
+        *_unknown_accounts(source, as_of),
+        *_both_revenue_shapes(source),
+        *_currencies(source),
+        *_future(source, today),
+    ]
+    return DataCheck(as_of, source.description, int(active), tuple(findings))
 
 
 def _ids(rows: Sequence[object]) -> tuple[str, ...]:

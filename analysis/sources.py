@@ -25,19 +25,24 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     Connection,
     Date,
     Double,
     Engine,
+    Float,
     FromClause,
     Integer,
+    MetaData,
     String,
+    Table,
     and_,
     case,
     cast,
@@ -46,6 +51,7 @@ from sqlalchemy import (
     extract,
     false,
     func,
+    inspect,
     literal,
     null,
     select,
@@ -233,7 +239,9 @@ def _shape_of(conn: Connection, sql: str, key: str) -> Shape:
 
 
 def _empty(shape_table: FromClause, key: str) -> FromClause:
-    return select(shape_table).where(false()).subquery(key)
+    """No rows, in the shape of ``shape_table`` (which need not exist in that database)."""
+    return select(*[cast(null(), c.type).label(c.name) for c in shape_table.c]
+                  ).where(false()).subquery(key)
 
 
 def spread_invoices(conn: Connection, invoices: FromClause, revenue: RevenueSettings
@@ -350,20 +358,30 @@ class DataSources:
             ("accounts", s.accounts), ("usage", s.usage), ("revenue", s.revenue),
             ("events", s.events)) if v.strip()}
 
-    def build(self, conn: Connection) -> Source:
-        """The selectables on ``conn`` (a connection of :attr:`engine`)."""
+    def build(self, conn: Connection, copies: Mapping[str, FromClause] | None = None
+              ) -> Source:
+        """The selectables on ``conn`` (a connection of :attr:`engine`).
+
+        With a separate ``source.url``, a shape without a query reads ``copies`` (the
+        imported table copied onto ``conn`` by :meth:`on`); none there means no rows.
+        """
         queries = self.queries()
         separate = bool(self.settings.url)
+        copies = copies or {}
+        available = {*queries, *copies, *(["revenue"] if "invoices" in copies else [])}
         for key in ("accounts", "revenue"):
-            if separate and key not in queries:
+            if separate and key not in available:
                 raise SourceError(
-                    f"source.{key}: required when source.url is set (the imported {key} live "
-                    "in database.url, another database); add the SQL or remove source.url")
+                    f"source.{key}: nothing to read: source.url is set, there is no "
+                    f"source.{key} query and nothing was imported into database.url; add "
+                    f"the SQL or import {key}")
 
         def shape(key: str, shape: Shape, imported: FromClause) -> FromClause:
             if key in queries:
                 return _normalised(conn, queries[key], shape, key)
-            return _empty(imported, key) if separate else imported
+            if separate:
+                return copies[key] if key in copies else _empty(imported, key)
+            return imported
 
         invoices: FromClause | None = None
         if "revenue" in queries:
@@ -372,6 +390,10 @@ class DataSources:
                 revenue = _monthly(conn, sql)
             else:
                 invoices = _normalised(conn, sql, INVOICES, "invoices")
+        elif separate and "invoices" in copies:
+            invoices = copies["invoices"]
+        elif separate:
+            revenue = copies["revenue"]
         elif _has_invoices(conn):
             invoices = schema.invoices
         else:
@@ -386,9 +408,62 @@ class DataSources:
                       f"[source] on {shown}" if queries else "imported tables", invoices)
 
     @contextmanager
-    def connect(self) -> Iterator[Source]:
-        with self.engine.connect() as conn:
+    def on(self, conn: Connection) -> Iterator[Source]:
+        """The source on ``conn``, a connection of :attr:`engine`.
+
+        With a separate ``source.url``, each imported table a shape falls back to (no query
+        for it) is copied into a temporary table of ``conn`` first, so that every query
+        still runs in one database; the copies are dropped afterwards. Temporary tables
+        need no write access. This suits accounts, revenue and invoices; a large usage or
+        events table is better read where it lives, through its own query.
+        """
+        if not self.settings.url:
             yield self.build(conn)
+            return
+        copies = _copy_imported(self.own, conn, set(self.queries()))
+        try:
+            yield self.build(conn, copies)
+        finally:
+            for table in copies.values():
+                table.drop(conn, checkfirst=True)
+
+    @contextmanager
+    def connect(self) -> Iterator[Source]:
+        with self.engine.connect() as conn, self.on(conn) as source:
+            yield source
+
+
+_FALLBACKS = {"accounts": ("accounts",), "usage": ("usage",), "events": ("events",),
+              "revenue": ("invoices", "revenue")}  # invoices, when imported, give revenue
+COPY_BATCH_ROWS = 50_000
+
+
+def _copy_imported(own: Engine, conn: Connection, queried: set[str]) -> dict[str, Table]:
+    """Temporary copies on ``conn`` of the non-empty imported tables that shapes without a
+    query fall back to, by shape name ("invoices" for invoices)."""
+    copies: dict[str, Table] = {}
+    with own.connect() as mine:
+        present = set(inspect(mine).get_table_names())
+        for key, names in _FALLBACKS.items():
+            if key in queried:
+                continue
+            for name in names:
+                table = schema.metadata.tables[name]
+                if name not in present or mine.execute(
+                        select(exists().select_from(table))).scalar() is not True:
+                    continue
+                # Float is single precision on some engines (DuckDB's FLOAT): copy doubles
+                copy = Table(f"vm_imported_{name}_{uuid.uuid4().hex[:8]}", MetaData(),
+                             *[Column(c.name, Double() if isinstance(c.type, Float) else c.type)
+                               for c in table.columns], prefixes=["TEMPORARY"])
+                copy.create(conn)
+                rows = mine.execution_options(yield_per=COPY_BATCH_ROWS).execute(
+                    select(table))
+                for batch in rows.partitions():
+                    conn.execute(copy.insert(), [row._asdict() for row in batch])
+                copies["invoices" if name == "invoices" else key] = copy
+                break
+    return copies
 
 
 def imported(conn: Connection, catalog: Sequence[Metric] = (),

@@ -210,12 +210,13 @@ def test_check_names_a_mistyped_column_in_duckdb(tmp_path: Path) -> None:
     assert "source.accounts: column 'signup_date' must be a date" in result.problems[0].message
 
 
-def test_a_separate_source_needs_accounts_and_revenue(tmp_path: Path) -> None:
+def test_a_separate_source_without_accounts_needs_them_imported(tmp_path: Path) -> None:
     own = make_engine(f"sqlite:///{tmp_path / 'own.db'}")
     settings = SourceSettings(url=f"sqlite:///{tmp_path / 'theirs.db'}",
                               events="SELECT 1 AS account_id, 'e' AS event, "
                                      "'2025-01-01' AS timestamp")
-    with pytest.raises(SourceError, match=r"source.accounts: required when source.url is set"), \
+    with pytest.raises(SourceError, match=r"source.accounts: nothing to read: source.url is "
+                       r"set, there is no source.accounts query and nothing was imported"), \
             DataSources(own, settings).connect():
         pass
 

@@ -82,11 +82,12 @@ def import_company(url: str, data: company.Company) -> None:
     engine.dispose()
 
 
-def _config(tmp_path: Path, source_url: str | None) -> Path:
+def _config(tmp_path: Path, source_url: str | None,
+            keys: tuple[str, ...] = tuple(company.SOURCE_SQL)) -> Path:
     text = company.CONFIG
     if source_url is not None:
         text += f'\n[source]\nurl = "{source_url}"\n' + "".join(
-            f'{key} = "{sql}"\n' for key, sql in company.SOURCE_SQL.items())
+            f'{key} = "{company.SOURCE_SQL[key]}"\n' for key in keys)
     path = tmp_path / f"config-{'source' if source_url else 'imported'}.toml"
     path.write_text(text)
     return path
@@ -143,6 +144,28 @@ def test_source_tables_answer_like_the_imported_ones(
     assert company.GHOST in out  # events from an unknown organisation
     assert "2099-01-01" in out  # the future-dated event
     assert "problem:" not in out
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "duckdb"])
+def test_shapes_left_out_of_a_separate_source_read_the_imported_tables(
+        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        imported_answers: dict[str, Any]) -> None:
+    # the usual mix: organisations and events in the warehouse, invoices (a billing export)
+    # and snapshots imported into valuemetric's own database
+    own = f"sqlite:///{tmp_path / 'own.db'}"
+    import_company(own, DATA)
+    with new_database("sqlite" if kind == "duckdb" else kind, tmp_path / "company") as url:
+        if kind == "duckdb":
+            url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+        elif kind == "sqlite":
+            (tmp_path / "company").mkdir(exist_ok=True)
+        write_company_tables(url, DATA)
+        config = _config(tmp_path, url, keys=("accounts", "events"))
+        for question, expected in imported_answers.items():
+            assert _ask(capsys, config, own, question) == expected, question
+        code, out = _run(capsys, "check", "--config", str(config), "--database-url", own)
+    assert code == 0, out
+    assert "carried forward" in out  # the imported invoices were read
 
 
 def test_planted_effects_are_recovered(imported_answers: dict[str, Any]) -> None:
