@@ -40,6 +40,7 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    exists,
     func,
     literal,
     or_,
@@ -176,7 +177,12 @@ def window_levels(source: Source, metrics: Sequence[str], anchors: Select[Any]) 
     life = select(a.c.key, a.c.account_id, a.c.hi, first_day.label("first_day"),
                   stop.label("stop"), days_between(first_day, stop).label("exposure"),
                   ).select_from(a.join(acc, acc.c.account_id == a.c.account_id)
-                                ).subquery("life")
+                                ).cte("life")
+    if source.conn.dialect.name in ("sqlite", "postgresql"):
+        # computed once, not per joined usage or event row: SQLite otherwise flattens the
+        # subquery and evaluates the date arithmetic for every row (2.5 s -> 0.8 s a query
+        # over 785,000 events at 50,000 accounts)
+        life = life.prefix_with("MATERIALIZED")
     snapshots, from_events = _split(source, metrics)
     levels: list[tuple[Any, str, float]] = []
     for metric in snapshots:
@@ -211,14 +217,22 @@ def _state_levels(source: Source, metric: Metric, life: Any) -> list[tuple[Any, 
                           u.c.date >= life.c.first_day, u.c.date < life.c.stop))
     ).group_by(life.c.key)
     levels = {key: float(v) for key, v in source.conn.execute(in_window).all()}
-    newest_first = func.row_number().over(partition_by=life.c.key, order_by=u.c.date.desc())
-    held = select(life.c.key, u.c.value, newest_first.label("newest")).select_from(
+    # accounts without a snapshot in the window hold their last one from before it (up to
+    # max_age_days): its date per account, then its value (a window function over every
+    # earlier snapshot of every account cost ten times as much on SQLite)
+    inside = source.usage.alias("inside")
+    quiet = ~exists().where(inside.c.account_id == life.c.account_id,
+                            inside.c.metric == metric.name,
+                            inside.c.date >= life.c.first_day, inside.c.date < life.c.stop)
+    last = select(life.c.key, life.c.account_id, func.max(u.c.date).label("at")).select_from(
         life.join(u, and_(u.c.account_id == life.c.account_id, u.c.metric == metric.name,
                           u.c.date < life.c.first_day,
                           u.c.date > date_plus_days(life.c.first_day, -metric.max_age_days)))
-    ).subquery("held")
-    for key, value in source.conn.execute(select(held.c.key, held.c.value)
-                                          .where(held.c.newest == 1)).all():
+    ).where(quiet).group_by(life.c.key, life.c.account_id).subquery("last")
+    held = select(last.c.key, u.c.value).select_from(
+        last.join(u, and_(u.c.account_id == last.c.account_id, u.c.metric == metric.name,
+                          u.c.date == last.c.at)))
+    for key, value in source.conn.execute(held).all():
         levels.setdefault(key, float(value))
     return [(key, metric.name, round(v, LEVEL_DIGITS)) for key, v in levels.items()]
 

@@ -942,16 +942,20 @@ def _key_hashes(frame: pd.DataFrame, keys: list[str]) -> np.ndarray[Any, Any]:
     return combined
 
 
+ANALYZE_SAMPLE_ROWS = 100_000
+
+
 def _refresh_statistics(conn: Connection, kind: _Kind) -> None:
     """Give the query planner fresh statistics for the table just loaded.
 
     Without them SQLite plans the per-account window queries as a scan of every row of a
-    metric instead of an index seek per account (the scale benchmark measured `ask
-    correlate` 13 -> 7 CPU seconds at 50,000 accounts). On SQLite a sampled ANALYZE keeps
-    this to a fraction of a second however large the table.
+    metric instead of an index seek per account. The sample must be far larger than an
+    account's rows: 1,000 rows made a metric look as selective as an account, and `ask
+    correlate` took 57 s instead of 12 s at 50,000 accounts (benchmarks/bench_scale.py).
+    A sample of 100,000 rows costs a tenth of a second however large the table.
     """
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYZE_SAMPLE_ROWS}")
     conn.exec_driver_sql(f"ANALYZE {kind.table.name}")  # our own table name, never user text
 
 
