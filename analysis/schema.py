@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -58,18 +59,21 @@ revenue = Table(
 
 # Raw product events. Rows repeating the same key within an import are merged into one row
 # counting them (``occurrences``) and summing ``value``, so re-importing an overlapping export
-# replaces instead of double-counting. The key leads with (event, timestamp): metric queries
-# select event names and a time range, then group by account (and user).
+# replaces instead of double-counting. The key leads with (account_id, timestamp): metric
+# queries read each account's window (its first weeks, a month before a price change), and
+# a key leading with the event made SQLite scan every account's events per window. SQLite
+# keeps the table clustered on its key (WITHOUT ROWID): one b-tree to read and to write.
 events = Table(
     "events",
     metadata,
-    Column("event", String(255), primary_key=True),
-    Column("timestamp", DateTime, primary_key=True),  # UTC, stored without a zone
-    Column("account_id", String(255), ForeignKey("accounts.account_id"), primary_key=True),
-    Column("user_id", String(255), primary_key=True, server_default=""),
+    Column("event", String(255), nullable=False),
+    Column("timestamp", DateTime, nullable=False),  # UTC, stored without a zone
+    Column("account_id", String(255), ForeignKey("accounts.account_id"), nullable=False),
+    Column("user_id", String(255), nullable=False, server_default=""),
     Column("occurrences", Integer, nullable=False, server_default="1"),
     Column("value", Float, nullable=True),
-    sqlite_with_rowid=False,  # clustered on the key: one b-tree to read and to write
+    PrimaryKeyConstraint("account_id", "timestamp", "event", "user_id", name="events_pkey"),
+    sqlite_with_rowid=False,
 )
 
 # Invoices as billed, spread over their service period into monthly MRR at analysis time

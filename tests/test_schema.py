@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 
-from analysis.db import upgrade
+from analysis.db import _alembic_config, upgrade
 from analysis.schema import metadata
 
 
@@ -15,3 +16,24 @@ def test_migrations_match_schema_module(engine: Engine) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_events_are_rekeyed_by_account_with_their_rows_kept(engine: Engine) -> None:
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.execute(text("INSERT INTO accounts (account_id, name, plan, signup_date) "
+                          "VALUES ('a', 'A', 'p', '2024-01-01')"))
+        conn.execute(text("INSERT INTO events (event, timestamp, account_id, user_id, "
+                          "occurrences, value) VALUES ('e', '2024-01-02 00:00:00', 'a', 'u', "
+                          "2, 1.5)"))
+        for revision, key in (("0005", ["account_id", "timestamp", "event", "user_id"]),
+                              ("0004", ["event", "timestamp", "account_id", "user_id"])):
+            if revision == "0005":
+                command.upgrade(cfg, revision)
+            else:
+                command.downgrade(cfg, revision)
+            assert inspect(conn).get_pk_constraint("events")["constrained_columns"] == key
+            assert conn.execute(text("SELECT account_id, user_id, occurrences, value "
+                                     "FROM events")).all() == [("a", "u", 2, 1.5)]
