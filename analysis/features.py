@@ -38,6 +38,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Select,
+    String,
     and_,
     case,
     exists,
@@ -46,6 +47,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 
 from analysis import schema
@@ -185,10 +187,12 @@ def window_levels(source: Source, metrics: Sequence[str], anchors: Select[Any]) 
         life = life.prefix_with("MATERIALIZED")
     snapshots, from_events = _split(source, metrics)
     levels: list[tuple[Any, str, float]] = []
+    states = [m for m in snapshots if m.semantics == "state"]
+    for max_age in sorted({m.max_age_days for m in states}):
+        levels += _state_levels(source, [m.name for m in states if m.max_age_days == max_age],
+                                max_age, life)
     for metric in snapshots:
-        if metric.semantics == "state":
-            levels += _state_levels(source, metric, life)
-        else:
+        if metric.semantics != "state":
             interval = snapshot_interval_days(source, metric.name, _max_hi(source, a)) or 1.0
             levels += _per_exposure(_count_totals(source, metric, life), metric.name, interval)
     for metric in from_events:
@@ -209,32 +213,46 @@ def _per_exposure(rows: Sequence[Any], metric: str, period_days: float
             for key, total, exposure in rows if total is not None and exposure and exposure > 0]
 
 
-def _state_levels(source: Source, metric: Metric, life: Any) -> list[tuple[Any, str, float]]:
-    """Mean of the snapshots in each window; the last one before it when there are none."""
+def _state_levels(source: Source, metrics: list[str], max_age_days: int, life: Any
+                  ) -> list[tuple[Any, str, float]]:
+    """Mean of the snapshots in each window; the last one before it when there are none.
+
+    All ``metrics`` (sharing ``max_age_days``) at once, so the windows are computed once
+    for them all.
+    """
     u = source.usage
-    in_window = select(life.c.key, func.avg(u.c.value)).select_from(
-        life.join(u, and_(u.c.account_id == life.c.account_id, u.c.metric == metric.name,
+    in_window = select(life.c.key, u.c.metric, func.avg(u.c.value)).select_from(
+        life.join(u, and_(u.c.account_id == life.c.account_id, u.c.metric.in_(metrics),
                           u.c.date >= life.c.first_day, u.c.date < life.c.stop))
-    ).group_by(life.c.key)
-    levels = {key: float(v) for key, v in source.conn.execute(in_window).all()}
-    # accounts without a snapshot in the window hold their last one from before it (up to
-    # max_age_days): its date per account, then its value (a window function over every
-    # earlier snapshot of every account cost ten times as much on SQLite)
+    ).group_by(life.c.key, u.c.metric)
+    levels = {(key, metric): float(v) for key, metric, v in source.conn.execute(in_window)}
+    # windows without a snapshot of a metric hold its last one from before (up to
+    # max_age_days): first the quiet (window, metric) pairs, then the date of that snapshot,
+    # then its value. A window function over every earlier snapshot cost ten times as much
+    # on SQLite, and so did testing for quiet windows per earlier snapshot.
+    names = union_all(*[select(literal(m, String).label("metric")) for m in metrics]
+                      ).subquery("names")
     inside = source.usage.alias("inside")
-    quiet = ~exists().where(inside.c.account_id == life.c.account_id,
-                            inside.c.metric == metric.name,
-                            inside.c.date >= life.c.first_day, inside.c.date < life.c.stop)
-    last = select(life.c.key, life.c.account_id, func.max(u.c.date).label("at")).select_from(
-        life.join(u, and_(u.c.account_id == life.c.account_id, u.c.metric == metric.name,
-                          u.c.date < life.c.first_day,
-                          u.c.date > date_plus_days(life.c.first_day, -metric.max_age_days)))
-    ).where(quiet).group_by(life.c.key, life.c.account_id).subquery("last")
-    held = select(last.c.key, u.c.value).select_from(
-        last.join(u, and_(u.c.account_id == last.c.account_id, u.c.metric == metric.name,
+    quiet = select(life.c.key, life.c.account_id, life.c.first_day, names.c.metric
+                   ).select_from(life.join(names, true())).where(~exists().where(
+                       inside.c.account_id == life.c.account_id,
+                       inside.c.metric == names.c.metric,
+                       inside.c.date >= life.c.first_day, inside.c.date < life.c.stop)
+                   ).cte("quiet")
+    if source.conn.dialect.name in ("sqlite", "postgresql"):
+        quiet = quiet.prefix_with("MATERIALIZED")
+    last = select(quiet.c.key, quiet.c.account_id, quiet.c.metric,
+                  func.max(u.c.date).label("at")).select_from(
+        quiet.join(u, and_(u.c.account_id == quiet.c.account_id, u.c.metric == quiet.c.metric,
+                           u.c.date < quiet.c.first_day,
+                           u.c.date > date_plus_days(quiet.c.first_day, -max_age_days)))
+    ).group_by(quiet.c.key, quiet.c.account_id, quiet.c.metric).subquery("last")
+    held = select(last.c.key, last.c.metric, u.c.value).select_from(
+        last.join(u, and_(u.c.account_id == last.c.account_id, u.c.metric == last.c.metric,
                           u.c.date == last.c.at)))
-    for key, value in source.conn.execute(held).all():
-        levels.setdefault(key, float(value))
-    return [(key, metric.name, round(v, LEVEL_DIGITS)) for key, v in levels.items()]
+    for key, metric, value in source.conn.execute(held):
+        levels.setdefault((key, metric), float(value))
+    return [(key, metric, round(v, LEVEL_DIGITS)) for (key, metric), v in levels.items()]
 
 
 def _count_totals(source: Source, metric: Metric, life: Any) -> Sequence[Any]:

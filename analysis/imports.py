@@ -204,15 +204,16 @@ _MARKS = [np.frombuffer(bytes(c for c in form if c != ord("d")), dtype=np.uint8)
 
 
 def _whole_seconds(text: pd.Series[str]) -> np.ndarray[Any, Any] | None:
-    """Parsed timestamps all written YYYY-MM-DDTHH:MM:SS (no zone, so already UTC) as S26
-    text with ``.000000`` appended, by byte copies: the usual export form, and formatting
-    parsed values back to text costs several times more. None for any other form."""
-    try:  # one byte more than the form: it is zero unless the value is longer
-        raw = text.to_numpy().astype("S20").view(np.uint8).reshape(-1, 20)
+    """Parsed timestamps all written YYYY-MM-DDTHH:MM:SS, bare or with a ``Z`` (so already
+    UTC) as S26 text with ``.000000`` appended, by byte copies: the usual export forms, and
+    formatting parsed values back to text costs several times more. None for any other form."""
+    try:  # one byte more than the longest form: it is zero unless the value is longer
+        raw = text.to_numpy().astype("S21").view(np.uint8).reshape(-1, 21)
     except UnicodeEncodeError:
         return None
     chars = raw[:, :19]
-    if len(raw) == 0 or raw[:, 19].any():
+    bare_or_zulu = (raw[:, 19] == 0) | ((raw[:, 19] == ord("Z")) & (raw[:, 20] == 0))
+    if len(raw) == 0 or not bare_or_zulu.all():
         return None
     digits_ok = ((chars[:, _DIGITS] >= ord("0")) & (chars[:, _DIGITS] <= ord("9"))).all()
     marks = chars[:, ~_DIGITS]

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine
 
 from analysis import features, ledger
@@ -223,6 +224,7 @@ class Context:
         # the analysed data: [source] SQL or the imported tables (the ledger stays in engine)
         self.sources = DataSources(engine, settings.source, revenue=settings.revenue,
                                    catalog=catalog)
+        self._levels: dict[tuple[str, dt.date], pd.Series] = {}  # see _levels_on
 
     @classmethod
     def load(cls, engine: Engine, settings: Settings, as_of: dt.date | None = None) -> Context:
@@ -339,16 +341,30 @@ class Context:
         ds = self.dataset
         last = ds.windows.as_of - dt.timedelta(days=horizon_days)
         dates = [last - dt.timedelta(weeks=k) for k in range(weeks)][::-1]
-        metrics = sorted({r.metric for r in rules})
-        with self.sources.connect() as source:
-            levels = {d: features.levels_at(source, metrics, d, ds.windows.window_days)
-                      for d in dates}
-            increases = features.mrr_increases(source, ds.windows.as_of)
+        levels = self._levels_on(sorted({r.metric for r in rules}), dates)
         return tuple(
-            backtest(rule, {d: frame[rule.metric] for d, frame in levels.items()},
-                     ds.accounts["plan"], increases, self.settings.alerts.hysteresis,
-                     horizon_days)
+            backtest(rule, {d: levels[rule.metric, d] for d in dates}, ds.accounts["plan"],
+                     self.mrr_increases, self.settings.alerts.hysteresis, horizon_days)
             for rule in rules)
+
+    def _levels_on(self, metrics: list[str], dates: list[dt.date]
+                   ) -> dict[tuple[str, dt.date], pd.Series]:
+        """Levels by (metric, date), each queried once per context: the alert job and the
+        digest replay every firing rule, and rules share metrics."""
+        cache = self._levels
+        window = self.dataset.windows.window_days
+        with self.sources.connect() as source:
+            for day in dates:
+                missing = [m for m in metrics if (m, day) not in cache]
+                if missing:
+                    frame = features.levels_at(source, missing, day, window)
+                    cache.update({(m, day): frame[m] for m in missing})
+        return {(m, d): cache[m, d] for m in metrics for d in dates}
+
+    @functools.cached_property
+    def mrr_increases(self) -> pd.DataFrame:
+        with self.sources.connect() as source:
+            return features.mrr_increases(source, self.dataset.windows.as_of)
 
     def recent_alerts(self, limit: int = 10,
                       since: dt.datetime | None = None) -> tuple[PostedAlert, ...]:

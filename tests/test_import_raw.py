@@ -93,10 +93,15 @@ def test_events_in_the_plain_form_store_the_same_instants_as_other_forms(
         ("export", dt.datetime(2024, 3, 1, 8), "a1", "u1", 1, 5.0),
         ("login", dt.datetime(2024, 3, 4, 23, 59, 59), "a2", "u9", 1, 1.0),
     ]
-    impossible = _write(tmp_path / "bad.csv", "account_id,user_id,event,timestamp\n"
-                        "a1,u1,login,2024-02-30T00:00:00\n")
-    with pytest.raises(ImportRejected, match=r":2: timestamp: bad timestamp '2024-02-30T"):
-        import_csv(loaded, "events", impossible, today=TODAY)
+    zulu = _write(tmp_path / "zulu.csv", "account_id,user_id,event,timestamp,value\n"
+                  "a1,u1,export,2024-03-01T08:00:00Z,5\n"
+                  "a2,u9,login,2024-03-04T23:59:59Z,1\n")  # the byte-copy path too
+    assert import_csv(loaded, "events", zulu, today=TODAY).unchanged == 2
+    for stamp in ("2024-02-30T00:00:00", "2024-02-30T00:00:00Z"):
+        impossible = _write(tmp_path / "bad.csv", "account_id,user_id,event,timestamp\n"
+                            f"a1,u1,login,{stamp}\n")
+        with pytest.raises(ImportRejected, match=r":2: timestamp: bad timestamp '2024-02-30T"):
+            import_csv(loaded, "events", impossible, today=TODAY)
 
 
 def test_events_problems_name_line_and_column(loaded: Engine, tmp_path: Path) -> None:
