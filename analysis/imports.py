@@ -2,18 +2,21 @@
 
 The file is read in chunks by pandas' C parser and every chunk is validated a column at a
 time (vectorised: no Python loop over rows), including unknown accounts (against the
-account ids read once) and future dates; each clean chunk is bulk-loaded into a temporary
-staging table (``executemany`` on SQLite, ``COPY`` on PostgreSQL; there, a kind that
-merges nothing is copied straight into its table when that is empty, falling back to
-staging on a constraint violation such as a repeated key). Keys are hashed as they
-pass, and only when two hashes repeat does a SQL query look for the duplicate lines. The
-staged rows are then written in the same transaction: on SQLite by ONE ``INSERT ... SELECT
-... ON CONFLICT DO UPDATE`` (secondary indexes rebuilt once when the load is at least as big
-as the table), on PostgreSQL, with the table locked against other writers, by an UPDATE of
-changed rows and a plain INSERT of new ones. A bad row rejects the whole file and nothing
-is written. Re-importing a file changes nothing (rows whose values are equal are skipped);
-a corrected value replaces the old one. Events and invoices repeating a key are merged
-(counted and summed) instead of rejected, since exports legitimately contain such repeats.
+account ids read once) and future dates; a thread reads and checks the next chunk while
+this one is written. Into an empty table the clean chunks go straight into the table, as
+the engine's own loader would (``COPY`` on PostgreSQL for kinds that merge nothing;
+``executemany`` on SQLite, each chunk in key order, repeated event and invoice keys merged
+by ``ON CONFLICT``, secondary indexes built once at the end); a constraint violation such as
+a repeated key falls back to the staged import, which names the lines. Otherwise each chunk
+is bulk-loaded into a temporary staging table. Keys are hashed as they pass, and only when
+two hashes repeat does a SQL query look for the duplicate lines. The staged rows are then
+written in the same transaction: on SQLite by ONE ``INSERT ... SELECT ... ON CONFLICT DO
+UPDATE`` (secondary indexes rebuilt once when the load is at least as big as the table), on
+PostgreSQL, with the table locked against other writers, by an UPDATE of changed rows and a
+plain INSERT of new ones. A bad row rejects the whole file and nothing is written.
+Re-importing a file changes nothing (rows whose values are equal are skipped); a corrected
+value replaces the old one. Events and invoices repeating a key are merged (counted and
+summed) instead of rejected, since exports legitimately contain such repeats.
 
 Problems are found per data *record* (the n-th row after the header); only when a file is
 rejected are records mapped back to physical line numbers, by re-reading the file.
@@ -67,7 +70,7 @@ from analysis.db import DatabaseError, dialect_insert, write_transaction
 from analysis.schema import accounts, events, invoices, revenue, usage
 
 MAX_PROBLEMS = 20
-CHUNK_ROWS = 100000
+CHUNK_ROWS = 100_000  # small enough that reading the next overlaps writing this one
 _Item = TypeVar("_Item")
 RECORD = "vm_record"  # staging column: index of the data record in the file (0 = first row)
 
