@@ -27,7 +27,7 @@ import difflib
 import functools
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -424,8 +424,11 @@ class DataSources:
         try:
             yield self.build(conn, copies)
         finally:
-            for table in copies.values():
-                table.drop(conn, checkfirst=True)
+            # after a failed statement PostgreSQL refuses anything until rollback, which
+            # drops temporary tables anyway: the error that got here is the one to report
+            with suppress(SQLAlchemyError):
+                for table in copies.values():
+                    table.drop(conn, checkfirst=True)
 
     @contextmanager
     def connect(self) -> Iterator[Source]:
