@@ -56,7 +56,7 @@ def _progress(label: str) -> Progress:
     """Progress lines on stderr: each new phase, then every couple of seconds within one."""
     started = time.perf_counter()
     last_phase, last_at = [""], [started]
-    doing = {"wait": "waiting for another writer to finish", "read": "read and staged",
+    doing = {"wait": "waiting for another writer to finish", "read": "read and loaded",
              "check": "looking for duplicate keys", "upsert": "writing the table",
              "index": "building indexes", "statistics": "updating planner statistics",
              "commit": "committing"}
