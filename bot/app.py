@@ -18,7 +18,7 @@ from bot import listeners
 from bot.access import Access
 from bot.config import Secrets, Settings
 from bot.sender import Sender, make_web_client
-from bot.services import Services, WorkPool
+from bot.services import Services, SharedAnalysis, WorkPool
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ def create_app(settings: Settings, secrets: Secrets, engine: Engine,
     access = Access(settings, client)
     access.refresh_in_background()
     services = Services(settings, engine, Sender(client), access,
-                        WorkPool(settings.serve.workers, settings.serve.queue))
+                        WorkPool(settings.serve.workers, settings.serve.queue),
+                        SharedAnalysis(engine, settings))
     listeners.register(app, services)
 
     @app.error

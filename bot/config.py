@@ -104,6 +104,9 @@ class ServeSettings:
     queue: int = setting(32, help="commands waiting for a worker; past this users are told "
                          "the bot is busy")
     http_threads: int = setting(8, help="HTTP mode: threads acknowledging Slack's requests")
+    cache_seconds: int = setting(60, help="slash commands reuse one analysis for this long, so "
+                                 "a burst of questions computes it once (answers may lag an "
+                                 "import by this much); 0: a fresh analysis for every command")
 
 
 @dataclass(frozen=True)

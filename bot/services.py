@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from bot import reports
 from bot.access import Access
 from bot.config import Settings
 from bot.sender import Sender
@@ -47,6 +49,32 @@ class WorkPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
+class SharedAnalysis:
+    """The analysis context slash commands share for ``serve.cache_seconds``.
+
+    Each command otherwise loads the data and computes its statistics anew, so a burst of
+    questions after a digest keeps every worker busy with the same computation. Within the
+    time, every command reads one :class:`bot.reports.Context`, whose analyses are computed
+    once (its cached properties) and then answered from memory.
+    """
+
+    def __init__(self, engine: Engine, settings: Settings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._engine, self._settings, self._clock = engine, settings, clock
+        self._lock = threading.Lock()
+        self._context: reports.Context | None = None
+        self._made = 0.0
+
+    def context(self) -> reports.Context:
+        seconds = self._settings.serve.cache_seconds
+        with self._lock:
+            now = self._clock()
+            if self._context is None or now - self._made >= seconds:
+                self._context = reports.Context.load(self._engine, self._settings)
+                self._made = now
+            return self._context
+
+
 @dataclass(frozen=True)
 class Services:
     settings: Settings
@@ -54,3 +82,4 @@ class Services:
     sender: Sender
     access: Access
     pool: WorkPool
+    analysis: SharedAnalysis

@@ -68,7 +68,7 @@ def answer(request: SlashRequest, services: Services) -> None:
     share = False
     chart: bytes | None = None
     try:
-        context = reports.Context.load(services.engine, services.settings)
+        context = services.analysis.context()
         command = parse(request.text, context.names())
         share = command.share and services.access.may_share_in(request.channel_id)
         report = reports.answer(context, command)

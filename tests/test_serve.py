@@ -4,7 +4,9 @@ bursts of signed commands, against the real waitress server on 127.0.0.1."""
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import gc
+import json
 import logging
 import re
 import socket
@@ -18,7 +20,8 @@ import pytest
 
 from analysis.db import make_engine
 from bot import reports
-from bot.config import Settings
+from bot.config import ServeSettings, Settings
+from bot.services import SharedAnalysis
 from tests import test_slack
 from tests.test_slack import Bot, post, sign, slash_body
 
@@ -137,3 +140,38 @@ def test_a_context_and_its_dataset_are_freed_after_the_request(settings: Setting
     del context
     gc.collect()
     assert freed() is None and dataset() is None
+
+
+def test_commands_within_cache_seconds_share_one_analysis(settings: Settings) -> None:
+    engine = make_engine(settings.database.url)
+    now = [0.0]
+    shared = SharedAnalysis(engine, settings, clock=lambda: now[0])
+    first = shared.context()
+    now[0] = settings.serve.cache_seconds - 0.1
+    assert shared.context() is first
+    now[0] = settings.serve.cache_seconds
+    assert shared.context() is not first  # stale: the next command analyses afresh
+    fresh = dataclasses.replace(settings, serve=ServeSettings(cache_seconds=0))
+    every_time = SharedAnalysis(engine, fresh, clock=lambda: now[0])
+    assert every_time.context() is not every_time.context()
+
+
+def test_a_burst_of_the_same_question_computes_it_once(
+        bot_for: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    computed: list[int] = []
+    real_correlate = reports.correlate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        computed.append(1)
+        return real_correlate(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "correlate", counted)
+    bot = bot_for(settings)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda k: bot.ask("correlate", name=f"c{k}"), range(20)))
+    assert all(status == 200 and elapsed < 3 for status, _, elapsed in results)
+    for k in range(20):
+        assert bot.fake.wait_for(f"/response/c{k}", timeout=60)
+    texts = {json.dumps(bot.reply(f"c{k}")["blocks"]) for k in range(20)}
+    assert len(texts) == 1 and "Which usage predicts value" in texts.pop()
+    assert computed == [1]
