@@ -310,6 +310,38 @@ def levels_at(source: Source, metrics: Sequence[str], at: dt.date,
     return window_levels(source, metrics, anchors)
 
 
+def levels_on_dates(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
+                    window_days: int) -> dict[dt.date, pd.DataFrame]:
+    """:func:`levels_at` for each of ``dates`` (e.g. a year of weekly levels).
+
+    SQLite answers each date fastest on its own (an index seek per account); other engines
+    get every date in one pass: PostgreSQL's hash joins, and the parallel workers each of
+    its statements starts, then pay off once instead of once per date (52 weeks: 2x).
+    """
+    if source.conn.dialect.name == "sqlite":
+        return {day: levels_at(source, metrics, day, window_days) for day in dates}
+    return levels_in_one_pass(source, metrics, dates, window_days)
+
+
+def levels_in_one_pass(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
+                       window_days: int) -> dict[dt.date, pd.DataFrame]:
+    """:func:`levels_at` for every one of ``dates`` from one :func:`window_levels` call."""
+    accounts = source.accounts
+    anchors = union_all(*[select(
+        (accounts.c.account_id + literal(f"|{day.isoformat()}", String)).label("key"),
+        accounts.c.account_id,
+        literal(day - dt.timedelta(days=window_days), Date).label("lo"),
+        literal(day, Date).label("hi"),
+    ).where(active_at(source, day)) for day in dates])
+    levels = window_levels(source, metrics, select(anchors.subquery("by_date")))
+    parts = levels.index.str.rpartition("|")  # (account_id, "|", date)
+    levels.index = pd.MultiIndex.from_arrays(
+        [parts.get_level_values(2), parts.get_level_values(0)], names=["day", "key"])
+    by_day = {str(day): frame.droplevel("day") for day, frame in levels.groupby(level="day")}
+    none = pd.DataFrame(0.0, index=pd.Index([], name="key"), columns=list(metrics))
+    return {day: by_day.get(day.isoformat(), none) for day in dates}
+
+
 def _tuples(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     # pandas probes each SQLAlchemy Row with hasattr(), which costs an exception per row
     return [tuple(r) for r in rows]

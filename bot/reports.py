@@ -352,13 +352,12 @@ class Context:
         """Levels by (metric, date), each queried once per context: the alert job and the
         digest replay every firing rule, and rules share metrics."""
         cache = self._levels
-        window = self.dataset.windows.window_days
-        with self.sources.connect() as source:
-            for day in dates:
-                missing = [m for m in metrics if (m, day) not in cache]
-                if missing:
-                    frame = features.levels_at(source, missing, day, window)
-                    cache.update({(m, day): frame[m] for m in missing})
+        missing = [m for m in metrics if any((m, day) not in cache for day in dates)]
+        if missing:
+            with self.sources.connect() as source:
+                frames = features.levels_on_dates(source, missing, dates,
+                                                  self.dataset.windows.window_days)
+            cache.update({(m, day): frame[m] for day, frame in frames.items() for m in missing})
         return {(m, d): cache[m, d] for m in metrics for d in dates}
 
     @functools.cached_property

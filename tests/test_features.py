@@ -78,6 +78,22 @@ def test_levels_at_match_pandas(loaded: tuple[Engine, planted.PlantedFiles]) -> 
                                   check_exact=False, rtol=1e-9)
 
 
+def test_levels_of_many_dates_in_one_pass_equal_each_date_alone(
+        loaded: tuple[Engine, planted.PlantedFiles]) -> None:
+    engine, _ = loaded
+    metrics = ["seats", "clicks", "documents"]
+    dates = [planted.AS_OF - dt.timedelta(weeks=k) for k in range(0, 120, 15)]
+    with engine.connect() as conn:
+        source = imported(conn)
+        together = features.levels_in_one_pass(source, metrics, dates, 28)
+        assert features.levels_on_dates(source, metrics, dates[:2], 28).keys() == {*dates[:2]}
+        for day in dates:
+            alone = features.levels_at(source, metrics, day, 28)
+            pd.testing.assert_frame_equal(together[day].sort_index(), alone.sort_index(),
+                                          check_names=False)
+    assert any(len(together[day]) for day in dates)
+
+
 def test_early_levels_match_pandas(loaded: tuple[Engine, planted.PlantedFiles]) -> None:
     engine, files = loaded
     usage, accounts = _raw(files)
