@@ -79,7 +79,7 @@ def run_checks(sources: DataSources, metrics: Sequence[str], window_days: int,
                 source = stack.enter_context(sources.on(conn))
             except SourceError as exc:
                 return DataCheck(as_of, "imported tables", 0,
-                                 (Finding("revenue", PROBLEM, str(exc)),))
+                                 (Finding("source", PROBLEM, str(exc)),))
             return _findings(source, metrics, window_days, as_of, today)
 
 
