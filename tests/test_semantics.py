@@ -219,6 +219,9 @@ def test_a_separate_source_without_accounts_needs_them_imported(tmp_path: Path) 
                        r"set, there is no source.accounts query and nothing was imported"), \
             DataSources(own, settings).connect():
         pass
+    checked = run_checks(DataSources(own, settings), ["seats"], 28)
+    assert [(f.check, f.message[:40]) for f in checked.problems] == [
+        ("source", "source.accounts: nothing to read: source")]
 
 
 def test_a_bad_source_query_is_named_by_check_and_ask(tmp_path: Path,
