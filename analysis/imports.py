@@ -25,6 +25,7 @@ rejected are records mapped back to physical line numbers, by re-reading the fil
 from __future__ import annotations
 
 import codecs
+import collections
 import concurrent.futures
 import contextlib
 import csv
@@ -775,18 +776,11 @@ def _examples(ids: list[str]) -> str:
     return ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
 
 
-def _warnings(conn: Connection, kind: _Kind, stage: Table) -> list[str]:
+def _warnings(conn: Connection, kind: _Kind, stage: Table, staged: _Staged) -> list[str]:
     """Data-quality findings that do not block the import."""
     found: list[str] = []
     if kind.table is usage:
-        outside = or_(stage.c.date < accounts.c.signup_date,
-                      and_(accounts.c.churn_date.is_not(None),
-                           stage.c.date > accounts.c.churn_date))
-        rows = conn.execute(
-            select(stage.c.account_id, func.count())
-            .join(accounts, accounts.c.account_id == stage.c.account_id)
-            .where(outside).group_by(stage.c.account_id).order_by(stage.c.account_id)
-        ).all()
+        rows = sorted(staged.outside_life.items())
         if rows:
             found.append(f"{sum(n for _, n in rows):,} usage rows of {len(rows):,} accounts are "
                          f"dated before signup or after churn (e.g. "
@@ -876,12 +870,41 @@ class _Staged:
     problems: list[Problem] = field(default_factory=list)  # lines are record numbers here
     total: int = 0
     repeated_keys: bool = False  # some key hashes repeat: duplicates, or rows to merge
+    # usage: rows per account dated before its signup or after its churn
+    outside_life: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
-def _checked(chunks: Iterator[pd.DataFrame], kind: _Kind, known: pd.Index[str] | None,
+def _lives(conn: Connection) -> pd.DataFrame:
+    """Each account's signup and churn dates as ISO text, indexed by account id."""
+    rows = conn.execute(select(accounts.c.account_id, accounts.c.signup_date,
+                               accounts.c.churn_date)).all()
+    return pd.DataFrame(
+        [(a, str(signup)[:10], None if churn is None else str(churn)[:10])
+         for a, signup, churn in rows], columns=["account_id", "signup", "churn"]
+    ).set_index("account_id")
+
+
+def _outside_life(frame: pd.DataFrame, lives: pd.DataFrame) -> pd.Series[int]:
+    """Usage rows per account dated before the account's signup or after its churn."""
+    life = lives.reindex(frame["account_id"])
+    date = frame["date"].to_numpy(dtype=object)
+    signup, churn = life["signup"].to_numpy(dtype=object), life["churn"].to_numpy(dtype=object)
+    known = pd.notna(signup)
+    churned = known & pd.notna(churn)
+    outside = np.zeros(len(frame), bool)
+    # ISO dates compare as text
+    outside[known] = date[known] < signup[known]
+    outside[churned] |= date[churned] > churn[churned]
+    return frame.loc[outside, "account_id"].value_counts()
+
+
+def _checked(chunks: Iterator[pd.DataFrame], kind: _Kind, lives: pd.DataFrame | None,
              checks_for: Callable[[int], _Checks], in_key_order: bool
-             ) -> Iterator[tuple[pd.DataFrame, _Checks, int]]:
-    """Each chunk converted and checked: (rows to write, their checks, the chunk's rows).
+             ) -> Iterator[tuple[pd.DataFrame, _Checks, int, pd.Series[int] | None]]:
+    """Each chunk converted and checked: (rows to write, their checks, the chunk's rows,
+    usage rows per account outside the account's life).
+
+    ``lives``: the known accounts (:func:`_lives`); every row's account must be one.
 
     ``in_key_order``: the rows of a chunk in the order of the table's key, so that
     inserting them sweeps the key's b-tree once instead of jumping about it.
@@ -890,10 +913,14 @@ def _checked(chunks: Iterator[pd.DataFrame], kind: _Kind, known: pd.Index[str] |
     for chunk in chunks:
         checks = checks_for(first)
         frame = kind.convert(chunk.reset_index(drop=True), checks)
-        if known is not None:
+        outside = None
+        if lives is not None:
             ids = frame["account_id"]
-            checks.flag(~ids.isin(known) & (ids != ""), "account_id", lambda v: "unknown "
+            checks.flag(~ids.isin(lives.index) & (ids != ""), "account_id", lambda v: "unknown "
                         "account " + v.map(repr) + " (import it in accounts.csv first)", ids)
+            if kind.table is usage and not checks.total:
+                # here, beside the writes, instead of a join over the whole table after them
+                outside = _outside_life(frame, lives)
         frame[RECORD] = np.arange(first, first + len(frame))
         if in_key_order and not checks.total:
             # by the key's first column, stably (exports are in time order already): a
@@ -901,7 +928,7 @@ def _checked(chunks: Iterator[pd.DataFrame], kind: _Kind, known: pd.Index[str] |
             codes, _ = pd.factorize(frame[kind.keys[0]], sort=True)
             frame = frame.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
         first += len(chunk)
-        yield frame, checks, len(chunk)
+        yield frame, checks, len(chunk), outside
 
 
 def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
@@ -910,14 +937,13 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
                     ) -> _Staged:
     """Parse, validate and stage every chunk."""
     load = _copy_rows if conn.dialect.name == "postgresql" else _insert_rows
-    known = (None if kind.table is accounts else
-             pd.Index(conn.execute(select(accounts.c.account_id)).scalars().all()))
+    lives = None if kind.table is accounts else _lives(conn)
     staged = _Staged()
     found: list[tuple[int, str, str]] = []
     hashes: list[np.ndarray[Any, Any]] = []
-    checked = _checked(_chunks(path, compression, layout), kind, known, checks_for,
+    checked = _checked(_chunks(path, compression, layout), kind, lives, checks_for,
                        in_key_order=stage is kind.table and conn.dialect.name == "sqlite")
-    for frame, checks, rows in _read_ahead(checked):
+    for frame, checks, rows, outside in _read_ahead(checked):
         if checks.total or staged.total:  # a rejected file: keep counting, stop staging
             staged.total += checks.total
             found += checks.found
@@ -934,6 +960,8 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
                     raise _CopyConflict from None
                 raise
         staged.rows += rows
+        if outside is not None:
+            staged.outside_life.update({str(a): int(n) for a, n in outside.items()})
         if progress:
             progress("read", staged.rows)
     staged.problems = [Problem(r, c, m) for r, c, m in sorted(found)[:MAX_PROBLEMS]]
@@ -999,8 +1027,10 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
         warnings = ([f"ignored columns not used by {kind_name} imports: "
                      + ", ".join(layout.ignored)] if layout.ignored else [])
         stage = _stage_table(kind)
-        with write_transaction(engine, (lambda s: progress("wait", s)) if progress else None
-                               ) as conn, _bulk_session(conn):
+        # every row's account is checked against the accounts read under the write lock
+        # (_read_and_stage): the database's own foreign-key probe would repeat it per row
+        with write_transaction(engine, (lambda s: progress("wait", s)) if progress else None,
+                               accounts_checked=True) as conn, _bulk_session(conn):
             _lock_for_writing(conn, kind, progress)
             def checks(first: int) -> _Checks:
                 return _Checks(first, today, allowed)
@@ -1022,7 +1052,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
             if staged and not staged.total:
                 distinct = (conn.execute(select(func.count()).select_from(kind.table))
                             .scalar_one() if kind.merged else staged.rows)
-                warnings += _warnings(conn, kind, kind.table)  # the table holds this file
+                warnings += _warnings(conn, kind, kind.table, staged)  # the table: this file
                 with _heartbeat(progress, "statistics"):
                     _refresh_statistics(conn, kind)
                 if progress:
@@ -1049,7 +1079,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
             with _heartbeat(progress, "index"):
                 for index in dropped:
                     index.create(conn)
-            warnings += _warnings(conn, kind, stage)
+            warnings += _warnings(conn, kind, stage, staged)
             stage.drop(conn)
             with _heartbeat(progress, "statistics"):
                 _refresh_statistics(conn, kind)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 
 from analysis.db import current_revision, ensure_schema, head_revision, upgrade
 from analysis.imports import ImportRejected, import_csv
@@ -169,6 +170,12 @@ def test_data_quality_warnings_do_not_block(engine: Engine, tmp_path: Path) -> N
     assert any("2 usage rows of 2 accounts are dated before signup or after churn" in w
                for w in report.warnings)
     assert any("1 accounts have no usage at all (e.g. a3)" in w for w in report.warnings)
+    # into a table that has rows (the staged import): only this file's rows are counted
+    later = "account_id,date,metric,value\na1,2023-11-01,users,1\na1,2024-08-05,users,1\n"
+    staged = import_csv(engine, "usage", _write(tmp_path / "u2.csv", later))
+    assert staged.inserted == 2
+    assert any("1 usage rows of 1 accounts are dated before signup or after churn (e.g. a1)"
+               in w for w in staged.warnings), staged.warnings
     rev = "account_id,month,mrr\na1,2024-06-01,100\n"
     report = import_csv(engine, "revenue", _write(tmp_path / "r.csv", rev))
     assert any("1 revenue months of 1 accounts have no usage" in w for w in report.warnings)
@@ -185,3 +192,15 @@ def test_cli_import_exit_codes_and_messages(database_url: str, tmp_path: Path,
     assert f"{bad}:2: account_id: unknown account 'zz'" in capsys.readouterr().err
     assert main(["import", "usage", str(tmp_path / "missing.csv"),
                  "--database-url", database_url]) == 2
+
+
+def test_the_database_checks_accounts_again_after_an_import(engine: Engine,
+                                                            tmp_path: Path) -> None:
+    """An import checks accounts itself and spares SQLite its per-row foreign-key probe;
+    the connection it leaves in the pool checks them again."""
+    ensure_schema(engine)
+    import_csv(engine, "accounts", _write(tmp_path / "accounts.csv", ACCOUNTS))
+    import_csv(engine, "usage", _write(tmp_path / "usage.csv", _usage_text(5)))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(usage.insert().values(account_id="nobody", metric="users",
+                                           date=dt.date(2024, 6, 3), value=1.0))
