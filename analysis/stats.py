@@ -360,23 +360,35 @@ def youden_cutoff(level: ArrayLike, positive: ArrayLike, *, rng: np.random.Gener
         return "none found: no cutoff leaves enough accounts on both sides"
 
     # permutation test of the maximal J (labels shuffled, cutoff re-chosen each time);
-    # within strata when given, so what the strata explain (account age) is kept
-    exceed = 0
+    # within strata when given, so what the strata explain (account age) is kept. A shuffle
+    # only decides which accounts of a stratum are the positive ones, so each permutation
+    # draws that many of the stratum's accounts without replacement (or the negative ones,
+    # when fewer, and counts the rest): the same distribution as shuffling every label, at
+    # a tenth of the cost.
     labels = np.zeros(n, np.int64) if strata is None else np.unique(
         np.asarray(strata), return_inverse=True)[1]
     order = np.argsort(labels, kind="stable")
-    blocks = np.split(np.arange(n), np.flatnonzero(np.diff(labels[order])) + 1)
-    sorted_group = group[order]
-    y_sorted = y[order]
-    batch = max(1, _BATCH_CELLS // n)
+    draws: list[tuple[NDArray[np.int64], int]] = []  # (levels of a stratum, accounts drawn)
+    signs: list[NDArray[np.float64]] = []  # +1 for a drawn positive, -1 for a drawn negative
+    base = np.zeros(u)  # positives of the strata whose negatives are drawn
+    for members in np.split(order, np.flatnonzero(np.diff(labels[order])) + 1):
+        positives = int(y[members].sum())
+        negatives = len(members) - positives
+        draws.append((group[members], min(positives, negatives)))
+        signs.append(np.full(min(positives, negatives), -1.0 if negatives < positives else 1.0))
+        if negatives < positives:
+            base += np.bincount(group[members], minlength=u)
+    weights = np.concatenate(signs)
+    exceed = 0
+    batch = max(1, _BATCH_CELLS // u)
     done = 0
     while done < permutations:
         b = min(batch, permutations - done)
-        shuffled = np.tile(y_sorted, (b, 1))
-        for block in blocks:
-            shuffled[:, block] = rng.permuted(shuffled[:, block], axis=1)
-        offsets = (np.arange(b)[:, None] * u + sorted_group[None, :]).ravel()
-        pos_b = np.bincount(offsets, weights=shuffled.ravel(), minlength=b * u).reshape(b, u)
+        pos_b = np.empty((b, u))
+        for row in range(b):
+            drawn = np.concatenate([levels[rng.choice(len(levels), k, replace=False,
+                                                      shuffle=False)] for levels, k in draws])
+            pos_b[row] = base + np.bincount(drawn, weights=weights, minlength=u)
         _, jb = _best_j(pos_b, (pos + neg)[None, :] - pos_b, min_side)
         exceed += int((jb >= j - 1e-12).sum())
         done += b

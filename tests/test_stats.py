@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import statsmodels.api as sm
@@ -132,3 +134,37 @@ def test_youden_cutoff_on_noise_does_not_beat_chance(rng: np.random.Generator) -
     y = rng.random(1000) < 0.5
     cut = stats.youden_cutoff(x, y, rng=rng, resamples=50, permutations=200, min_accounts=30)
     assert isinstance(cut, stats.Cutoff) and cut.p_value > 0.05
+
+
+def test_youden_permutations_within_strata_match_shuffling_every_label(
+        rng: np.random.Generator) -> None:
+    """The within-stratum permutation p-value against a brute-force reference: outcomes
+    shuffled label by label inside each stratum, the best cutoff found by brute force.
+
+    The outcome follows the stratum only and the level tracks the stratum, so the best
+    cutoff looks strong overall (p near 0 when strata are ignored) but is no better than
+    what shuffles within strata find."""
+    stratum = rng.integers(0, 3, 600)
+    x = (4 * stratum + rng.integers(0, 6, 600)).astype(float)
+    y = rng.random(600) < np.array([0.2, 0.45, 0.7])[stratum]
+    ours = stats.youden_cutoff(x, y, rng=rng, resamples=20, permutations=2000,
+                               min_accounts=30, strata=stratum)
+    ignoring = stats.youden_cutoff(x, y, rng=rng, resamples=20, permutations=200,
+                                   min_accounts=30)
+    assert isinstance(ours, stats.Cutoff) and isinstance(ignoring, stats.Cutoff)
+    min_side = max(10, math.ceil(0.05 * 600))
+    observed, _ = _brute_force_youden(x, y, min_side)
+    reference = np.random.default_rng(7)
+    shuffled = y.copy()
+    exceed = 0
+    for _ in range(1000):
+        for s in range(3):
+            members = np.flatnonzero(stratum == s)
+            shuffled[members] = reference.permutation(y[members])
+        exceed += _brute_force_youden(x, shuffled, min_side)[0] >= observed - 1e-12
+    expected = (exceed + 1) / 1001
+    assert 0.05 < expected < 0.95  # the scenario is a null one within strata
+    # two Monte Carlo estimates of one p-value: within 4.5 standard errors
+    assert abs(ours.p_value - expected) < 4.5 * math.sqrt(expected * (1 - expected)
+                                                           * (1 / 2000 + 1 / 1000))
+    assert ignoring.p_value < 0.01
