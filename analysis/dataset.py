@@ -30,7 +30,7 @@ import pandas as pd
 from analysis import features
 from analysis.catalog import Metric
 from analysis.params import AnalysisSettings
-from analysis.sources import Source
+from analysis.sources import Source, SourceOpener, side_by_side
 
 
 class NoData(Exception):
@@ -88,7 +88,12 @@ class Dataset:
 
 
 def load_dataset(source: Source, catalog: Sequence[Metric], params: AnalysisSettings,
-                 as_of: dt.date | None = None) -> Dataset:
+                 as_of: dt.date | None = None, side: SourceOpener | None = None) -> Dataset:
+    """The per-account frames of one analysis at ``as_of`` (default: the data's own date).
+
+    ``side``: another connection onto the same data, so the cohorts' queries run two at a
+    time (:func:`analysis.sources.side_by_side`).
+    """
     metrics = [m.name for m in catalog]
     if not metrics:
         raise NoData("no usage metrics found: import usage.csv first "
@@ -112,8 +117,17 @@ def load_dataset(source: Source, catalog: Sequence[Metric], params: AnalysisSett
     accounts = known_at(features.account_table(source), as_of)
     if accounts.empty:
         raise NoData("no accounts: import accounts.csv first (valuemetric import accounts FILE)")
-    mrr_now = features.mrr_at(source, as_of)
-    mrr_past = features.mrr_at(source, windows.past)
+    # the cohorts' levels and MRRs, the slowest first
+    early_by = as_of - dt.timedelta(days=windows.early_days + 1)
+    (landmark_early, current, past, before_churn, mrr_now, mrr_past) = side_by_side(
+        source, side, [
+            lambda s: features.early_levels(s, metrics, windows.early_days, early_by),
+            lambda s: features.levels_at(s, metrics, as_of, windows.window_days),
+            lambda s: features.levels_at(s, metrics, windows.past, windows.window_days),
+            lambda s: features.levels_before_churn(s, metrics, windows.window_days, as_of),
+            lambda s: features.mrr_at(s, as_of),
+            lambda s: features.mrr_at(s, windows.past),
+        ])
     accounts["mrr"] = mrr_now.reindex(accounts.index).fillna(0.0)
     accounts["mrr_past"] = mrr_past.reindex(accounts.index).fillna(0.0)
     accounts["arr"] = 12 * accounts["mrr"]
@@ -121,19 +135,14 @@ def load_dataset(source: Source, catalog: Sequence[Metric], params: AnalysisSett
     end = accounts["churn_date"].fillna(pd.Timestamp(as_of))
     accounts["tenure_days"] = (end - accounts["signup_date"]).dt.days
 
-    current = features.levels_at(source, metrics, as_of, windows.window_days)
-    past = features.levels_at(source, metrics, windows.past, windows.window_days)
     # one query for every account past its landmark (signup + E) before T; the retention
     # cohort is the part old enough for its horizon too
-    landmark_early = features.early_levels(
-        source, metrics, windows.early_days, as_of - dt.timedelta(days=windows.early_days + 1))
     landmark_early = landmark_early[landmark_early.index.isin(accounts.index)]
     a = accounts.loc[landmark_early.index]
     landmark = a["signup_date"] + pd.Timedelta(days=windows.early_days)
     survived = (a["churn_date"].isna() | (a["churn_date"] > landmark)).to_numpy()
     old_enough = (a["signup_date"] <= pd.Timestamp(windows.retention_signup_cutoff)).to_numpy()
     early = landmark_early[old_enough & survived]
-    before_churn = features.levels_before_churn(source, metrics, windows.window_days, as_of)
     return Dataset(windows, tuple(catalog), accounts, current, past, early, before_churn,
                    landmark_early[survived], int((old_enough & ~survived).sum()))
 

@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
@@ -186,63 +185,71 @@ def window_levels(source: Source, metrics: Sequence[str], anchors: Select[Any]) 
         # over 785,000 events at 50,000 accounts); PostgreSQL plans better without the fence
         life = life.prefix_with("MATERIALIZED")
     snapshots, from_events = _split(source, metrics)
-    levels: list[tuple[Any, str, float | None]] = []
+    parts: list[pd.DataFrame | pd.Series] = []
     states = [m for m in snapshots if m.semantics == "state"]
     for max_age in sorted({m.max_age_days for m in states}):
-        levels += _state_levels(source, [m.name for m in states if m.max_age_days == max_age],
-                                max_age, life)
+        parts.append(_state_levels(
+            source, [m.name for m in states if m.max_age_days == max_age], max_age, life))
     for metric in snapshots:
         if metric.semantics != "state":
             interval = snapshot_interval_days(source, metric.name, _max_hi(source, a)) or 1.0
-            levels += _per_exposure(_count_totals(source, metric, life), metric.name, interval)
+            parts.append(_per_exposure(_count_totals(source, metric, life), metric.name,
+                                       interval))
     for metric in from_events:
-        levels += _per_exposure(_event_totals(source, metric, life), metric.name,
-                                PERIOD_DAYS[metric.period])
-    if states:  # their rows name every window, level or not: no query for the keys
-        keys = pd.Index(pd.unique(pd.Series([row[0] for row in levels], dtype=object)),
-                        name="key")
+        parts.append(_per_exposure(_event_totals(source, metric, life), metric.name,
+                                   PERIOD_DAYS[metric.period]))
+    if states:  # a row for every window, level or not: no query for the keys
+        keys = parts[0].index
     else:
         keys = pd.Index(source.conn.execute(select(a.c.key)).scalars().all(), name="key")
-    return _wide(levels, keys, metrics)
+    wide = pd.concat([part.reindex(keys) for part in parts], axis=1) if parts else None
+    return pd.DataFrame(wide, index=keys, columns=list(metrics)).fillna(0.0).astype(float)
 
 
 def _max_hi(source: Source, anchors: Any) -> dt.date:
     return to_date(source.conn.execute(select(func.max(anchors.c.hi))).scalar()) or dt.date.max
 
 
-def _per_exposure(rows: Sequence[Any], metric: str, period_days: float
-                  ) -> list[tuple[Any, str, float]]:
-    """(key, total, exposure days) -> (key, metric, total per period of exposure)."""
-    return [(key, metric, round(float(total) * period_days / exposure, LEVEL_DIGITS))
-            for key, total, exposure in rows if total is not None and exposure and exposure > 0]
+def _per_exposure(rows: Sequence[Any], metric: str, period_days: float) -> pd.Series:
+    """(key, total, exposure days) -> the total per period of exposure, by key."""
+    return pd.Series({key: round(float(total) * period_days / exposure, LEVEL_DIGITS)
+                      for key, total, exposure in rows
+                      if total is not None and exposure and exposure > 0},
+                     dtype=float, name=metric).rename_axis("key")
 
 
 def _state_levels(source: Source, metrics: list[str], max_age_days: int, life: Any
-                  ) -> list[tuple[Any, str, float | None]]:
+                  ) -> pd.DataFrame:
     """Mean of the snapshots in each window; the last one before it when there are none.
 
-    All ``metrics`` (sharing ``max_age_days``) in one statement: per window and metric, one
-    index range for the mean and, only for a window without a snapshot, one more probe for
-    the snapshot that still holds (COALESCE evaluates it lazily). Joins that first found the
-    quiet windows and then their last dates read every window three times: 2.5x slower on
-    SQLite at 50,000 accounts.
+    All ``metrics`` (sharing ``max_age_days``) in one statement, a row per window (NaN
+    without a level) and a column per metric: per window and metric, one index range for
+    the mean and, only for a window without a snapshot, one more probe for the snapshot
+    that still holds (COALESCE evaluates it lazily). Joins that first found the quiet
+    windows and then their last dates read every window three times (2.5x slower on
+    SQLite at 50,000 accounts), and a row per window and metric cost Python as much again.
     """
     u = source.usage
-    names = union_all(*[select(literal(m, String).label("metric")) for m in metrics]
-                      ).subquery("names")
-    same_series = (u.c.account_id == life.c.account_id, u.c.metric == names.c.metric)
-    mean_inside = select(func.avg(u.c.value)).where(
-        *same_series, u.c.date >= life.c.first_day, u.c.date < life.c.stop).scalar_subquery()
-    # max(value) on the latest date: a [source] may repeat a date
-    held = select(u.c.value).where(
-        *same_series, u.c.date < life.c.first_day,
-        u.c.date > date_plus_days(life.c.first_day, -max_age_days),
-    ).order_by(u.c.date.desc(), u.c.value.desc()).limit(1).scalar_subquery()
-    rows = source.conn.execute(select(life.c.key, names.c.metric, func.coalesce(mean_inside, held))
-                               .select_from(life.join(names, true())))
-    # every (window, metric), None without a level: the caller takes the windows from here
-    return [(key, metric, None if v is None else round(float(v), LEVEL_DIGITS))
-            for key, metric, v in rows]
+
+    def level(metric: str) -> Any:
+        same_series = (u.c.account_id == life.c.account_id, u.c.metric == metric)
+        mean_inside = select(func.avg(u.c.value)).where(
+            *same_series, u.c.date >= life.c.first_day, u.c.date < life.c.stop
+        ).scalar_subquery()
+        # max(value) on the latest date: a [source] may repeat a date
+        held = select(u.c.value).where(
+            *same_series, u.c.date < life.c.first_day,
+            u.c.date > date_plus_days(life.c.first_day, -max_age_days),
+        ).order_by(u.c.date.desc(), u.c.value.desc()).limit(1).scalar_subquery()
+        return func.coalesce(mean_inside, held)
+
+    rows = source.conn.execute(select(
+        life.c.key, *[level(m).label(f"level_{i}") for i, m in enumerate(metrics)])).all()
+    keys = pd.Index([row[0] for row in rows], name="key")
+    nan = float("nan")
+    return pd.DataFrame({metric: [nan if row[i] is None else round(float(row[i]), LEVEL_DIGITS)
+                                  for row in rows]
+                         for i, metric in enumerate(metrics, start=1)}, index=keys)
 
 
 def _count_totals(source: Source, metric: Metric, life: Any) -> Sequence[Any]:
@@ -332,20 +339,6 @@ def levels_in_one_pass(source: Source, metrics: Sequence[str], dates: Sequence[d
 def _tuples(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     # pandas probes each SQLAlchemy Row with hasattr(), which costs an exception per row
     return [tuple(r) for r in rows]
-
-
-def _wide(rows: Sequence[tuple[Any, str, float | None]], keys: pd.Index,
-          metrics: Sequence[str]) -> pd.DataFrame:
-    """(key, metric, level) rows -> one row per key, one column per metric, 0 when absent."""
-    values = np.zeros((len(keys), len(metrics)))
-    if rows:
-        key, metric, level = zip(*rows, strict=True)
-        at = keys.get_indexer(pd.Index(key, dtype=object))
-        column = pd.Index(list(metrics)).get_indexer(pd.Index(metric, dtype=object))
-        found = np.array(level, dtype=float)  # None -> NaN
-        kept = (at >= 0) & (column >= 0) & ~np.isnan(found)
-        values[at[kept], column[kept]] = found[kept]
-    return pd.DataFrame(values, index=keys, columns=list(metrics))
 
 
 def early_levels(source: Source, metrics: Sequence[str], early_days: int,

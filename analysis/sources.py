@@ -25,9 +25,11 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -435,6 +437,66 @@ class DataSources:
         with self.engine.connect() as conn, self.on(conn) as source:
             yield source
 
+    @property
+    def side(self) -> SourceOpener | None:
+        """:meth:`connect`, when a second connection sees the same data cheaply: SQLite
+        files and PostgreSQL, not an in-memory SQLite database (a database per connection)
+        nor other engines (untested), nor shapes falling back to copies of imported tables
+        (made again for every connection)."""
+        url = self.engine.url
+        if url.get_backend_name() not in ("sqlite", "postgresql") or (
+                url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")):
+            return None
+        if self.settings.url and set(self.queries()) != {"accounts", "usage", "revenue",
+                                                          "events"}:
+            return None
+        return self.connect
+
+
+SourceOpener = Callable[[], AbstractContextManager[Source]]
+
+
+def side_by_side(source: Source, side: SourceOpener | None,
+                 jobs: Sequence[Callable[[Source], Any]]) -> list[Any]:
+    """Each of ``jobs`` (queries through a Source) run once, results in order.
+
+    With ``side`` (another connection onto the same data, e.g. :attr:`DataSources.side`)
+    two run at a time: this thread through ``source``, a helper through its own. SQLite
+    and the PostgreSQL driver let go of the GIL while a statement runs, so on two cores
+    the per-account window statements, which dominate an analysis, take half the time.
+    Put the slowest jobs first: each side takes the next job when it is done.
+    """
+    if side is None or len(jobs) < 2:
+        return [job(source) for job in jobs]
+    results: list[Any] = [None] * len(jobs)
+    upcoming = iter(range(len(jobs)))
+    lock = threading.Lock()
+    failed = threading.Event()  # one side failed: the other takes no more jobs
+
+    def work(open_source: Callable[[], AbstractContextManager[Source]]) -> None:
+        try:
+            with open_source() as through:
+                while not failed.is_set():
+                    with lock:
+                        index = next(upcoming, None)
+                    if index is None:
+                        return
+                    results[index] = jobs[index](through)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(1, thread_name_prefix="side-by-side") as pool:
+        helped = pool.submit(work, side)
+        try:
+            work(lambda: nullcontext(source))
+        except BaseException:
+            with suppress(BaseException):  # the error here is the one to report
+                helped.result()
+            raise
+        helped.result()
+    return results
+
 
 _FALLBACKS = {"accounts": ("accounts",), "usage": ("usage",), "events": ("events",),
               "revenue": ("invoices", "revenue")}  # invoices, when imported, give revenue
@@ -475,6 +537,7 @@ def imported(conn: Connection, catalog: Sequence[Metric] = (),
     return DataSources(conn.engine, revenue=revenue, catalog=catalog).build(conn)
 
 
-__all__ = ["DataSources", "RevenueSettings", "Source", "SourceError", "SourceSettings",
-           "check_query", "imported", "query_columns", "spread_invoices", "to_date"]
+__all__ = ["DataSources", "RevenueSettings", "Source", "SourceError", "SourceOpener",
+           "SourceSettings", "check_query", "imported", "query_columns", "side_by_side",
+           "spread_invoices", "to_date"]
 

@@ -241,7 +241,8 @@ class Context:
     @functools.cached_property
     def dataset(self) -> Dataset:
         with self.sources.connect() as source:
-            return load_dataset(source, self.catalog, self.settings.analysis, self.requested_as_of)
+            return load_dataset(source, self.catalog, self.settings.analysis, self.requested_as_of,
+                                side=self.sources.side)
 
     @functools.cached_property
     def data_check(self) -> DataCheck:

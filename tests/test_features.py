@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,10 @@ from sqlalchemy import Engine
 from analysis import features
 from analysis.catalog import Metric
 from analysis.dataset import load_dataset
-from analysis.db import ensure_schema
+from analysis.db import ensure_schema, make_engine
 from analysis.imports import import_csv
 from analysis.params import AnalysisSettings
-from analysis.sources import imported
+from analysis.sources import DataSources, Source, imported, side_by_side
 from tests import planted
 
 
@@ -150,3 +152,50 @@ def test_a_monthly_metric_beside_weekly_ones_widens_the_window(
         ds = load_dataset(imported(conn, states), states, AnalysisSettings())
     assert ds.windows.window_days == 28
     assert (ds.current.loc[settled, "invoices"] == 3).all()
+
+
+def test_a_dataset_loaded_side_by_side_is_the_same(
+        loaded: tuple[Engine, planted.PlantedFiles]) -> None:
+    """The cohorts' queries two at a time on two connections give the same frames."""
+    engine, _ = loaded
+    catalog = [Metric("seats"), Metric("projects")]
+    sources = DataSources(engine, catalog=catalog)
+    assert sources.side is not None
+    with sources.connect() as source:
+        alone = load_dataset(source, catalog, AnalysisSettings())
+        together = load_dataset(source, catalog, AnalysisSettings(), side=sources.side)
+    for name in ("accounts", "current", "past", "early", "before_churn", "survival_early"):
+        pd.testing.assert_frame_equal(getattr(together, name), getattr(alone, name))
+    assert len(alone.current) > 50 and alone.current["seats"].gt(0).any()
+
+
+def test_side_by_side_runs_each_job_once_in_order_on_two_connections(
+        loaded: tuple[Engine, planted.PlantedFiles]) -> None:
+    engine, _ = loaded
+    sources = DataSources(engine)
+    seen: list[tuple[int, int]] = []
+
+    def job(number: int) -> Callable[[Source], int]:
+        def run(source: Source) -> int:
+            time.sleep(0.02)  # long enough that the helper takes jobs too
+            seen.append((number, id(source.conn)))
+            return number
+        return run
+
+    with sources.connect() as source:
+        assert side_by_side(source, sources.side, [job(n) for n in range(8)]) == list(range(8))
+    assert sorted(n for n, _ in seen) == list(range(8))
+    assert len({conn for _, conn in seen}) == 2
+
+    def failing(source: Source) -> int:
+        raise ValueError("bad metric")
+
+    seen.clear()
+    with sources.connect() as source, pytest.raises(ValueError, match="bad metric"):
+        side_by_side(source, sources.side, [failing, *[job(n) for n in range(20)]])
+    assert len(seen) < 20  # the other side stopped taking jobs
+
+
+def test_no_side_connection_for_an_in_memory_database() -> None:
+    assert DataSources(make_engine("sqlite://")).side is None
+    assert DataSources(make_engine("sqlite:///:memory:")).side is None
