@@ -27,6 +27,7 @@ one row per account (or per account and metric). Choices made here:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -51,7 +52,7 @@ from sqlalchemy import (
 
 from analysis import schema
 from analysis.catalog import PERIOD_DAYS, Metric
-from analysis.sources import Source, to_date
+from analysis.sources import Source, SourceOpener, side_by_side, to_date
 from analysis.sqldates import as_date, date_plus_days, days_between, whole_periods
 
 __all__ = ["date_plus_days"]  # re-exported: callers build windows with it
@@ -305,16 +306,25 @@ def levels_at(source: Source, metrics: Sequence[str], at: dt.date,
 
 
 def levels_on_dates(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
-                    window_days: int) -> dict[dt.date, pd.DataFrame]:
+                    window_days: int, side: SourceOpener | None = None
+                    ) -> dict[dt.date, pd.DataFrame]:
     """:func:`levels_at` for each of ``dates`` (e.g. a year of weekly levels).
 
     SQLite answers each date fastest on its own (an index seek per account); other engines
     get every date in one pass: PostgreSQL's hash joins, and the parallel workers each of
     its statements starts, then pay off once instead of once per date (52 weeks: 2x).
+    With ``side``, two dates (or two halves of the dates) at a time.
     """
     if source.conn.dialect.name == "sqlite":
-        return {day: levels_at(source, metrics, day, window_days) for day in dates}
-    return levels_in_one_pass(source, metrics, dates, window_days)
+        return dict(zip(dates, side_by_side(source, side, [
+            functools.partial(levels_at, metrics=metrics, at=day, window_days=window_days)
+            for day in dates]), strict=True))
+    half = len(dates) // 2 if side else 0
+    parts = [part for part in (dates[:half], dates[half:]) if part]
+    return {day: frame for levels in side_by_side(source, side, [
+        functools.partial(levels_in_one_pass, metrics=metrics, dates=part,
+                          window_days=window_days) for part in parts])
+            for day, frame in levels.items()}
 
 
 def levels_in_one_pass(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
@@ -328,11 +338,13 @@ def levels_in_one_pass(source: Source, metrics: Sequence[str], dates: Sequence[d
         literal(day, Date).label("hi"),
     ).where(active_at(source, day)) for day in dates])
     levels = window_levels(source, metrics, select(anchors.subquery("by_date")))
+    none = pd.DataFrame(0.0, index=pd.Index([], name="key"), columns=list(metrics))
+    if levels.empty:  # no account yet on any of the dates
+        return {day: none for day in dates}
     parts = levels.index.str.rpartition("|")  # (account_id, "|", date)
     levels.index = pd.MultiIndex.from_arrays(
         [parts.get_level_values(2), parts.get_level_values(0)], names=["day", "key"])
     by_day = {str(day): frame.droplevel("day") for day, frame in levels.groupby(level="day")}
-    none = pd.DataFrame(0.0, index=pd.Index([], name="key"), columns=list(metrics))
     return {day: by_day.get(day.isoformat(), none) for day in dates}
 
 
@@ -464,7 +476,8 @@ def mrr_increases(source: Source, as_of: dt.date | None = None) -> pd.DataFrame:
 
 
 def increase_panel(source: Source, metrics: Sequence[str], window_days: int,
-                   as_of: dt.date, months: int = 12) -> pd.DataFrame:
+                   as_of: dt.date, months: int = 12, side: SourceOpener | None = None
+                   ) -> pd.DataFrame:
     """Account-months that could have paid more, known at ``as_of``: a price-increase panel.
 
     One row per account and revenue month in the ``months`` before ``as_of`` that has a
@@ -472,6 +485,7 @@ def increase_panel(source: Source, metrics: Sequence[str], window_days: int,
     (MRR above the previous month's) and each metric's level in the window before the month
     began. Only revenue months up to
     ``as_of`` are read, so a later increase can never leak into an answer at ``as_of``.
+    With ``side``, two months' levels at a time.
     """
     revenue, accounts = source.revenue, source.accounts
     known = (select(revenue.c.account_id, revenue.c.month, revenue.c.mrr)
@@ -497,15 +511,18 @@ def increase_panel(source: Source, metrics: Sequence[str], window_days: int,
     # Every account's window in a month is the same dates, (month - w - 1, month - 1]: the
     # windows are anchored on the few months, selected by an index range each, instead of
     # on the rows above, whose window function every levels statement would run again.
-    window_of = {month: (month - dt.timedelta(days=window_days + 1),
-                         month - dt.timedelta(days=1)) for month in set(panel["month"])}
-    anchors = union_all(*[select(
-        (revenue.c.account_id + literal(f"|{month.isoformat()}", String)).label("key"),
-        revenue.c.account_id, literal(lo, Date).label("lo"), literal(hi, Date).label("hi"),
-    ).select_from(revenue.join(accounts, accounts.c.account_id == revenue.c.account_id)).where(
-        revenue.c.month == month, accounts.c.signup_date <= lo)
-        for month, (lo, hi) in sorted(window_of.items())])
-    levels = window_levels(source, metrics, select(anchors.subquery("panel_windows")))
+
+    def month_levels(on: Source, month: dt.date) -> pd.DataFrame:
+        lo, hi = month - dt.timedelta(days=window_days + 1), month - dt.timedelta(days=1)
+        r, acc = on.revenue, on.accounts
+        return window_levels(on, metrics, select(
+            (r.c.account_id + literal(f"|{month.isoformat()}", String)).label("key"),
+            r.c.account_id, literal(lo, Date).label("lo"), literal(hi, Date).label("hi"),
+        ).select_from(r.join(acc, acc.c.account_id == r.c.account_id)).where(
+            r.c.month == month, acc.c.signup_date <= lo))
+
+    levels = pd.concat(side_by_side(source, side, [
+        functools.partial(month_levels, month=month) for month in sorted(set(panel["month"]))]))
     keys = panel["account_id"] + "|" + panel["month"].map(dt.date.isoformat)
     panel[list(metrics)] = levels.reindex(keys.to_numpy()).fillna(0.0).to_numpy()
     panel["increased"] = panel["increased"].astype(bool)

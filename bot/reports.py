@@ -269,7 +269,7 @@ class Context:
         windows = self.dataset.windows
         with self.sources.connect() as source:
             increases = features.increase_panel(source, self.names(), windows.window_days,
-                                                windows.as_of)
+                                                windows.as_of, side=self.sources.side)
         return find_all_thresholds(self.dataset, self.correlation, increases,
                                    self.settings.analysis)
 
@@ -357,7 +357,8 @@ class Context:
         if missing:
             with self.sources.connect() as source:
                 frames = features.levels_on_dates(source, missing, dates,
-                                                  self.dataset.windows.window_days)
+                                                  self.dataset.windows.window_days,
+                                                  side=self.sources.side)
             cache.update({(m, day): frame[m] for day, frame in frames.items() for m in missing})
         return {(m, d): cache[m, d] for m in metrics for d in dates}
 

@@ -94,6 +94,19 @@ def test_levels_of_many_dates_in_one_pass_equal_each_date_alone(
             pd.testing.assert_frame_equal(together[day].sort_index(), alone.sort_index(),
                                           check_names=False)
     assert any(len(together[day]) for day in dates)
+    # before the first signup there is no account to have a level
+    before = [dt.date(2000, 1, 3), dt.date(2000, 1, 10)]
+    with engine.connect() as conn:
+        empty = features.levels_in_one_pass(imported(conn), metrics, before, 28)
+    assert {day: len(frame) for day, frame in empty.items()} == {day: 0 for day in before}
+    # two at a time on two connections: the same frames
+    sources = DataSources(engine)
+    with sources.connect() as source:
+        side = features.levels_on_dates(source, metrics, before + dates, 28, side=sources.side)
+    for day in dates:
+        pd.testing.assert_frame_equal(side[day].sort_index(), together[day].sort_index(),
+                                      check_names=False)
+    assert all(side[day].empty for day in before)
 
 
 def test_early_levels_match_pandas(loaded: tuple[Engine, planted.PlantedFiles]) -> None:
