@@ -18,7 +18,15 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, true
 
 from analysis import features, schema
-from analysis.sources import DataSources, Source, SourceError, check_query, to_date
+from analysis.sources import (
+    DataSources,
+    Source,
+    SourceError,
+    SourceOpener,
+    check_query,
+    side_by_side,
+    to_date,
+)
 from analysis.sqldates import as_date
 
 PROBLEM = "problem"
@@ -80,11 +88,11 @@ def run_checks(sources: DataSources, metrics: Sequence[str], window_days: int,
             except SourceError as exc:
                 return DataCheck(as_of, "imported tables", 0,
                                  (Finding("source", PROBLEM, str(exc)),))
-            return _findings(source, metrics, window_days, as_of, today)
+            return _findings(source, metrics, window_days, as_of, today, sources.side)
 
 
 def _findings(source: Source, metrics: Sequence[str], window_days: int,
-              as_of: dt.date | None, today: dt.date) -> DataCheck:
+              as_of: dt.date | None, today: dt.date, side: SourceOpener | None) -> DataCheck:
     as_of = as_of or features.default_as_of(source, metrics, today)
     if as_of is None:
         return DataCheck(None, source.description, 0, (Finding(
@@ -92,17 +100,20 @@ def _findings(source: Source, metrics: Sequence[str], window_days: int,
             "them or fix [[metrics]] / [source] usage and events"),))
     active = source.conn.execute(select(func.count()).select_from(source.accounts)
                                  .where(features.active_at(source, as_of))).scalar() or 0
-    findings = [
-        *_revenue(source, as_of, active),
-        *_without_usage(source, metrics, as_of, window_days, active),
-        *_series_gaps(source, metrics, as_of),
-        *_outside_life(source, as_of),
-        *_unknown_accounts(source, as_of),
-        *_both_revenue_shapes(source),
-        *_currencies(source),
-        *_future(source, today),
-    ]
-    return DataCheck(as_of, source.description, int(active), tuple(findings))
+    at = as_of
+    # two at a time with a second connection: the two scans of every usage row and event
+    # (outside a life, unknown account) then take the time of one
+    found = side_by_side(source, side, [
+        lambda s: _outside_life(s, at),
+        lambda s: _unknown_accounts(s, at),
+        lambda s: _revenue(s, at, active),
+        lambda s: _without_usage(s, metrics, at, window_days, active),
+        lambda s: _series_gaps(s, metrics, at),
+        lambda s: [*_both_revenue_shapes(s), *_currencies(s), *_future(s, today)],
+    ])
+    order = [2, 3, 4, 0, 1, 5]  # as reported: revenue first
+    return DataCheck(as_of, source.description, int(active),
+                     tuple(f for i in order for f in found[i]))
 
 
 def _ids(rows: Sequence[object]) -> tuple[str, ...]:
