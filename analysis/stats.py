@@ -397,12 +397,18 @@ def youden_cutoff(level: ArrayLike, positive: ArrayLike, *, rng: np.random.Gener
     # bootstrap interval of the cutoff. Resampling accounts only changes how many fall in
     # each (level, outcome) cell, so a resample is one multinomial draw over the 2u cells:
     # the same distribution as drawing n accounts, at O(levels) instead of O(accounts).
+    # With levels nearly all distinct the accounts are cheaper to draw (a multinomial costs
+    # some 40 ns a cell, drawing and counting an account 5 ns).
     picks: list[float] = []
     cell_share = np.concatenate([pos, neg]) / n
+    cell_of = group + u * (~y)  # positives' cells first, as cell_share
+    by_account = 16 * u > n
     done = 0
     while done < resamples:
         b = min(max(1, _BATCH_CELLS // (2 * u)), resamples - done)
-        cells = rng.multinomial(n, cell_share, size=b)
+        cells = (np.stack([np.bincount(cell_of[rng.integers(0, n, n)], minlength=2 * u)
+                           for _ in range(b)]) if by_account
+                 else rng.multinomial(n, cell_share, size=b))
         kb, jb = _best_j(cells[:, :u], cells[:, u:], min_side)
         picks.extend(values[kb[np.isfinite(jb)]])
         done += b

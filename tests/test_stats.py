@@ -168,3 +168,19 @@ def test_youden_permutations_within_strata_match_shuffling_every_label(
     assert abs(ours.p_value - expected) < 4.5 * math.sqrt(expected * (1 - expected)
                                                            * (1 / 2000 + 1 / 1000))
     assert ignoring.p_value < 0.01
+
+
+def test_youden_interval_is_the_same_drawing_accounts_or_cells(
+        rng: np.random.Generator) -> None:
+    """Nearly distinct levels resample accounts, few levels draw cell counts at once: two
+    ways to the same bootstrap, so the intervals agree and both hold the planted step."""
+    x = rng.random(2000)
+    y = rng.random(2000) < np.where(x >= 0.5, 0.8, 0.3)
+    distinct = stats.youden_cutoff(x, y, rng=rng, resamples=400, permutations=50,
+                                   min_accounts=30)
+    few = stats.youden_cutoff(np.round(x, 2), y, rng=rng, resamples=400, permutations=50,
+                              min_accounts=30)
+    assert isinstance(distinct, stats.Cutoff) and isinstance(few, stats.Cutoff)
+    for cut in (distinct, few):
+        assert cut.ci[0] <= 0.5 <= cut.ci[1] + 0.01 and cut.ci[1] - cut.ci[0] < 0.15
+    assert abs(distinct.ci[0] - few.ci[0]) < 0.05 and abs(distinct.ci[1] - few.ci[1]) < 0.05
