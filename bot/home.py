@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,26 +105,28 @@ class Viewers:
 VIEWERS = Viewers()
 
 
-def publish(engine: Engine, settings: Settings, sender: Sender, users: Iterable[str]) -> int:
-    """Build the Home view once and publish it to each user; returns how many got it."""
-    users = list(users)
-    if not users:
-        return 0
-    ctx = reports.Context.load(engine, settings)
+def publish(ctx: reports.Context, sender: Sender, users: Iterable[str]) -> int:
+    """Build the Home view once from ``ctx`` and publish it to each user; returns how many
+    got it."""
     view = home_view(build_home(ctx), reports.style_of(ctx))
     return sum(sender.publish_home(user, view) for user in users)
 
 
-def opened(engine: Engine, settings: Settings, sender: Sender, user_id: str) -> bool:
-    """``app_home_opened``: remember the user and publish a fresh view."""
+def opened(analysis: Callable[[], reports.Context], sender: Sender, user_id: str) -> bool:
+    """``app_home_opened``: remember the user and publish a view of ``analysis()``, the
+    context slash commands share (:class:`bot.services.SharedAnalysis`): opening the tab
+    during a burst of questions does not compute the analysis again."""
     VIEWERS.add(user_id)
-    return publish(engine, settings, sender, [user_id]) == 1
+    return publish(analysis(), sender, [user_id]) == 1
 
 
 def refresh(engine: Engine, settings: Settings, sender: Sender) -> int:
     """After an import or a digest: republish for everyone who opened the Home tab here."""
-    try:
-        return publish(engine, settings, sender, VIEWERS)
+    users = list(VIEWERS)
+    if not users:
+        return 0
+    try:  # the data changed: a context of its own, not the shared one
+        return publish(reports.Context.load(engine, settings), sender, users)
     except Exception:  # the Home tab is never worth failing an import or a digest for
         log.exception("could not refresh the App Home")
         return 0

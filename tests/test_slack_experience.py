@@ -347,7 +347,7 @@ def test_a_template_that_errors_is_reported_with_its_name(tmp_path: Path) -> Non
 def test_home_tab_is_published_with_valid_blocks(planted_ctx: reports.Context,
                                                  fake: FakeSlack) -> None:
     sender = Sender(make_web_client("xoxb-test", fake.api_url))
-    assert home.opened(planted_ctx.engine, planted_ctx.settings, sender, "U0HOME")
+    assert home.opened(lambda: planted_ctx, sender, "U0HOME")
     (call,) = fake.calls_to("/api/views.publish")
     assert call.body["user_id"] == "U0HOME"
     view = call.body["view"]

@@ -15,5 +15,4 @@ def register(app: App, services: Services) -> None:
     def on_home_opened(event: dict[str, Any]) -> None:
         # Bolt acknowledges events itself before this runs; the Messages tab opens too
         if event.get("tab", "home") == "home":
-            home.opened(services.engine, services.settings, services.sender,
-                        str(event["user"]))
+            home.opened(services.analysis.context, services.sender, str(event["user"]))
