@@ -186,6 +186,31 @@ def test_check_exits_1_when_most_accounts_have_no_revenue(engine: Engine, tmp_pa
     assert "problem: 9 of 10 active accounts have no revenue at 2025-06-30" in out
 
 
+def test_check_names_active_accounts_without_usage_in_the_window(engine: Engine) -> None:
+    """Usage or events in the window count; older usage, a churned account or usage of a
+    metric not asked about do not make an account active in it."""
+    accounts = [_account(a, D(2024, 1, 1)) for a in ("recent", "stale", "other", "evented")]
+    accounts.append(_account("gone", D(2024, 1, 1), churn=D(2025, 5, 1)))
+    usage = [{"account_id": "recent", "metric": "seats", "date": AT, "value": 1.0},
+             {"account_id": "stale", "metric": "seats", "date": D(2025, 3, 2), "value": 1.0},
+             {"account_id": "other", "metric": "projects", "date": AT, "value": 1.0}]
+    events = [{"account_id": "evented", "event": "edit", "user_id": "u1",
+               "timestamp": dt.datetime(2025, 6, 20, 9), "occurrences": 1}]
+    revenue = [{"account_id": a["account_id"], "month": D(2025, 6, 1), "mrr": 10.0}
+               for a in accounts]
+    _load(engine, accounts, usage=usage, events=events, revenue=revenue)
+    catalog = [Metric("seats"), Metric("edits", events=["edit"], aggregate="count")]
+    checked = run_checks(DataSources(engine, catalog=catalog), ["seats", "edits"], 28, AT)
+    (finding,) = [f for f in checked.findings if f.check == "no_usage"]
+    assert finding.message.startswith("2 of 4 active accounts have no usage or events in the "
+                                      "28 days to 2025-06-30")
+    assert finding.examples == ("other", "stale")
+    # without the event metric, the evented account has nothing in the window either
+    only_seats = run_checks(DataSources(engine, catalog=catalog[:1]), ["seats"], 28, AT)
+    (finding,) = [f for f in only_seats.findings if f.check == "no_usage"]
+    assert finding.examples == ("evented", "other", "stale")
+
+
 def test_check_names_a_missing_column(engine: Engine) -> None:
     _load(engine, [_account("a", D(2024, 1, 1))])
     settings = SourceSettings(accounts="SELECT account_id AS id, signup_date FROM accounts")
