@@ -1052,7 +1052,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
             if staged and not staged.total:
                 distinct = (conn.execute(select(func.count()).select_from(kind.table))
                             .scalar_one() if kind.merged else staged.rows)
-                warnings += _warnings(conn, kind, kind.table, staged)  # the table: this file
+                warnings += _warnings(conn, kind, kind.table, staged)  # the table holds this file
                 with _heartbeat(progress, "statistics"):
                     _refresh_statistics(conn, kind)
                 if progress:
