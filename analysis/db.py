@@ -119,7 +119,12 @@ def write_transaction(engine: Engine, waiting: Callable[[int], None] | None = No
                 yield conn
         finally:
             if unchecked and driver is not None:
-                driver.execute("PRAGMA foreign_keys=ON")
+                with contextlib.suppress(sqlite3.Error):  # the error that got here wins
+                    driver.execute("PRAGMA foreign_keys=ON")
+                # still inside a transaction the pragma does nothing: never pool it so
+                with contextlib.suppress(sqlite3.Error):
+                    if driver.execute("PRAGMA foreign_keys").fetchone() != (1,):
+                        conn.invalidate()
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:

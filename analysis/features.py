@@ -165,11 +165,14 @@ def _earlier(a: Any, b: Any) -> Any:
     return case((a < b, a), else_=b)
 
 
-def window_levels(source: Source, metrics: Sequence[str], anchors: Select[Any]) -> pd.DataFrame:
+def window_levels(source: Source, metrics: Sequence[str], anchors: Select[Any],
+                  interval_at: dt.date | None = None) -> pd.DataFrame:
     """Level per anchor row and metric over each row's window (lo, hi].
 
     ``anchors`` selects columns ``key``, ``account_id``, ``lo`` and ``hi``. Returns a frame
     indexed by key with one column per metric; windows without data give 0.
+    ``interval_at``: where a count metric's snapshot interval is measured (default: the
+    latest ``hi``), so that anchors split into several calls read as one call would.
     """
     a = anchors.subquery("anchors")
     acc = source.accounts
@@ -193,7 +196,8 @@ def window_levels(source: Source, metrics: Sequence[str], anchors: Select[Any]) 
             source, [m.name for m in states if m.max_age_days == max_age], max_age, life))
     for metric in snapshots:
         if metric.semantics != "state":
-            interval = snapshot_interval_days(source, metric.name, _max_hi(source, a)) or 1.0
+            at = interval_at or _max_hi(source, a)
+            interval = snapshot_interval_days(source, metric.name, at) or 1.0
             parts.append(_per_exposure(_count_totals(source, metric, life), metric.name,
                                        interval))
     for metric in from_events:
@@ -241,7 +245,7 @@ def _state_levels(source: Source, metrics: list[str], max_age_days: int, life: A
         held = select(u.c.value).where(
             *same_series, u.c.date < life.c.first_day,
             u.c.date > date_plus_days(life.c.first_day, -max_age_days),
-        ).order_by(u.c.date.desc(), u.c.value.desc()).limit(1).scalar_subquery()
+        ).order_by(u.c.date.desc(), u.c.value.desc().nulls_last()).limit(1).scalar_subquery()
         return func.coalesce(mean_inside, held)
 
     rows = source.conn.execute(select(
@@ -323,13 +327,15 @@ def levels_on_dates(source: Source, metrics: Sequence[str], dates: Sequence[dt.d
     parts = [part for part in (dates[:half], dates[half:]) if part]
     return {day: frame for levels in side_by_side(source, side, [
         functools.partial(levels_in_one_pass, metrics=metrics, dates=part,
-                          window_days=window_days) for part in parts])
+                          window_days=window_days, interval_at=max(dates)) for part in parts])
             for day, frame in levels.items()}
 
 
 def levels_in_one_pass(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
-                       window_days: int) -> dict[dt.date, pd.DataFrame]:
-    """:func:`levels_at` for every one of ``dates`` from one :func:`window_levels` call."""
+                       window_days: int, interval_at: dt.date | None = None
+                       ) -> dict[dt.date, pd.DataFrame]:
+    """:func:`levels_at` for every one of ``dates`` from one :func:`window_levels` call
+    (``interval_at``: see there)."""
     accounts = source.accounts
     anchors = union_all(*[select(
         (accounts.c.account_id + literal(f"|{day.isoformat()}", String)).label("key"),
@@ -337,7 +343,7 @@ def levels_in_one_pass(source: Source, metrics: Sequence[str], dates: Sequence[d
         literal(day - dt.timedelta(days=window_days), Date).label("lo"),
         literal(day, Date).label("hi"),
     ).where(active_at(source, day)) for day in dates])
-    levels = window_levels(source, metrics, select(anchors.subquery("by_date")))
+    levels = window_levels(source, metrics, select(anchors.subquery("by_date")), interval_at)
     none = pd.DataFrame(0.0, index=pd.Index([], name="key"), columns=list(metrics))
     if levels.empty:  # no account yet on any of the dates
         return {day: none for day in dates}
@@ -512,6 +518,10 @@ def increase_panel(source: Source, metrics: Sequence[str], window_days: int,
     # windows are anchored on the few months, selected by an index range each, instead of
     # on the rows above, whose window function every levels statement would run again.
 
+    months_in = sorted(set(panel["month"]))
+    # a count metric's interval measured where one call for every month would measure it
+    interval_at = months_in[-1] - dt.timedelta(days=1)
+
     def month_levels(on: Source, month: dt.date) -> pd.DataFrame:
         lo, hi = month - dt.timedelta(days=window_days + 1), month - dt.timedelta(days=1)
         r, acc = on.revenue, on.accounts
@@ -519,10 +529,10 @@ def increase_panel(source: Source, metrics: Sequence[str], window_days: int,
             (r.c.account_id + literal(f"|{month.isoformat()}", String)).label("key"),
             r.c.account_id, literal(lo, Date).label("lo"), literal(hi, Date).label("hi"),
         ).select_from(r.join(acc, acc.c.account_id == r.c.account_id)).where(
-            r.c.month == month, acc.c.signup_date <= lo))
+            r.c.month == month, acc.c.signup_date <= lo), interval_at)
 
     levels = pd.concat(side_by_side(source, side, [
-        functools.partial(month_levels, month=month) for month in sorted(set(panel["month"]))]))
+        functools.partial(month_levels, month=month) for month in months_in]))
     keys = panel["account_id"] + "|" + panel["month"].map(dt.date.isoformat)
     panel[list(metrics)] = levels.reindex(keys.to_numpy()).fillna(0.0).to_numpy()
     panel["increased"] = panel["increased"].astype(bool)

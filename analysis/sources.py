@@ -25,11 +25,12 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,7 @@ from analysis.db import make_engine
 from analysis.params import setting
 from analysis.sqldates import as_date, date_plus_days, days_between, month_start
 
+log = logging.getLogger(__name__)
 
 class SourceError(Exception):
     """A ``[source]`` query or the revenue data cannot be used; the message says the fix."""
@@ -469,27 +471,39 @@ def side_by_side(source: Source, side: SourceOpener | None,
     if side is None or len(jobs) < 2:
         return [job(source) for job in jobs]
     results: list[Any] = [None] * len(jobs)
-    upcoming = iter(range(len(jobs)))
+    taken = 0  # jobs handed out
     lock = threading.Lock()
     failed = threading.Event()  # one side failed: the other takes no more jobs
 
-    def work(open_source: Callable[[], AbstractContextManager[Source]]) -> None:
+    def work(through: Source) -> None:
+        nonlocal taken
         try:
-            with open_source() as through:
-                while not failed.is_set():
-                    with lock:
-                        index = next(upcoming, None)
-                    if index is None:
+            while True:
+                with lock:
+                    if failed.is_set() or taken == len(jobs):
                         return
-                    results[index] = jobs[index](through)
+                    index, taken = taken, taken + 1
+                results[index] = jobs[index](through)
         except BaseException:
             failed.set()
             raise
 
+    def helper() -> None:
+        with lock:
+            if taken == len(jobs):  # this side already did them all
+                return
+        with ExitStack() as stack:
+            try:
+                other = stack.enter_context(side())
+            except Exception as exc:  # a connection limit, a full pool: one side does all
+                log.warning("queries run one at a time: no second connection (%s)", exc)
+                return
+            work(other)
+
     with ThreadPoolExecutor(1, thread_name_prefix="side-by-side") as pool:
-        helped = pool.submit(work, side)
+        helped = pool.submit(helper)
         try:
-            work(lambda: nullcontext(source))
+            work(source)
         except BaseException:
             with suppress(BaseException):  # the error here is the one to report
                 helped.result()

@@ -2,9 +2,12 @@
 
 It shows the current recommendation, the leading metrics' thresholds, the latest alerts
 and what was done with them (snoozed, done, not a fit), and how fresh the data is. The
-view is built fresh each time a user opens the tab (``app_home_opened``); a process that
-posts a digest or imports data calls :func:`refresh` to republish it for the users who
-opened it there, so an open Home tab does not show last week's answer.
+view is built each time a user opens the tab (``app_home_opened``), from the analysis the
+slash commands share (at most ``serve.cache_seconds`` old); a process that posts a digest
+or imports data calls :func:`refresh` to republish it, from a fresh analysis, for the users
+who opened it there, so an open Home tab does not show last week's answer. (A user who
+reopens the tab within ``serve.cache_seconds`` of a refresh may see the shared analysis
+from just before it, as a slash command would.)
 """
 
 from __future__ import annotations

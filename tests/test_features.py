@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from analysis import features
 from analysis.catalog import Metric
@@ -207,6 +208,14 @@ def test_side_by_side_runs_each_job_once_in_order_on_two_connections(
     with sources.connect() as source, pytest.raises(ValueError, match="bad metric"):
         side_by_side(source, sources.side, [failing, *[job(n) for n in range(20)]])
     assert len(seen) < 20  # the other side stopped taking jobs
+
+    def refused() -> Any:
+        raise OperationalError("connect", {}, Exception("too many clients already"))
+
+    seen.clear()
+    with sources.connect() as source:  # no second connection: this one does every job
+        assert side_by_side(source, refused, [job(n) for n in range(4)]) == list(range(4))
+    assert len({conn for _, conn in seen}) == 1
 
 
 def test_no_side_connection_for_an_in_memory_database() -> None:

@@ -291,3 +291,29 @@ def test_check_names_a_date_sqlite_cannot_read(tmp_path: Path) -> None:
     assert [f.message for f in result.problems] == [
         "source.accounts: column 'signup_date' must be a date: 'last week' is not one "
         "(use YYYY-MM-DD or a DATE/TIMESTAMP column)"]
+
+
+def test_price_panel_reads_a_count_metric_at_one_interval_for_every_month(
+        engine: Engine) -> None:
+    """The panel's months are computed one at a time (two at a time on two connections);
+    a count metric's snapshot interval is still measured once, at the newest month, as a
+    single pass over every month measures it. Here an export went from weekly totals to
+    daily ones: the same use, one call a day, must read the same in every month."""
+    accounts = [_account(f"a{i}", D(2024, 1, 1)) for i in range(12)]
+    weekly = [D(2024, 1, 7) + dt.timedelta(weeks=k) for k in range(52)]
+    daily = [D(2025, 1, 1) + dt.timedelta(days=k) for k in range(181)]
+    usage = [{"account_id": a["account_id"], "metric": "calls", "date": day, "value": value}
+             for a in accounts for days, value in ((weekly, 7.0), (daily, 1.0))
+             for day in days if day < D(2025, 1, 1) or days is daily]
+    months = [D(2024 + (m - 1) // 12, (m - 1) % 12 + 1, 1) for m in range(1, 19)]
+    revenue = [{"account_id": a["account_id"], "month": month, "mrr": 100.0 + i * (k % 2)}
+               for i, a in enumerate(accounts) for k, month in enumerate(months)]
+    _load(engine, accounts, usage=usage, revenue=revenue)
+    catalog = [Metric("calls", kind="count")]
+    sources = DataSources(engine, catalog=catalog)
+    with sources.connect() as source:
+        for side in (None, sources.side):
+            panel = features.increase_panel(source, ["calls"], 28, AT, side=side)
+            assert set(panel["month"]) >= {D(2024, 8, 1), D(2025, 6, 1)}
+            # about one call a day in every month: 28 or 35 a 31-day window while weekly
+            assert panel["calls"].between(0.8, 1.2).all(), panel.groupby("month")["calls"].max()

@@ -1,4 +1,5 @@
-"""The App Home tab: ``app_home_opened`` -> a fresh view through ``views.publish``."""
+"""The App Home tab: ``app_home_opened`` -> a view of the shared analysis through
+``views.publish``."""
 
 from __future__ import annotations
 
