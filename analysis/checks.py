@@ -110,6 +110,7 @@ def _findings(source: Source, metrics: Sequence[str], window_days: int,
         (1, lambda s: _without_usage(s, metrics, at, window_days, active)),
         (2, lambda s: _series_gaps(s, metrics, at)),
         (5, lambda s: [*_both_revenue_shapes(s), *_currencies(s), *_future(s, today)]),
+        (-1, _repeated_accounts),
     ]
     found = side_by_side(source, side, [check for _, check in checks])
     by_place = dict(zip((place for place, _ in checks), found, strict=True))
@@ -264,6 +265,18 @@ def _unknown_accounts(source: Source, as_of: dt.date) -> list[Finding]:
             f"{label} come from {{accounts}} account ids that are not in accounts (ignored; "
             "map them in the accounts data or the [source] SQL)")
     return findings
+
+
+def _repeated_accounts(source: Source) -> list[Finding]:
+    """Account ids in more than one row of a [source] accounts query: every analysis stops."""
+    acc = source.accounts
+    repeated = [str(a) for a in source.conn.execute(
+        select(acc.c.account_id).group_by(acc.c.account_id).having(func.count() > 1)
+        .order_by(acc.c.account_id)).scalars()]
+    if not repeated:
+        return []
+    return [Finding("repeated_accounts", PROBLEM, features.repeated_accounts_message(repeated),
+                    len(repeated), _ids(repeated))]
 
 
 def _both_revenue_shapes(source: Source) -> list[Finding]:

@@ -52,7 +52,7 @@ from sqlalchemy import (
 
 from analysis import schema
 from analysis.catalog import PERIOD_DAYS, Metric
-from analysis.sources import Source, SourceOpener, side_by_side, to_date
+from analysis.sources import Source, SourceError, SourceOpener, side_by_side, to_date
 from analysis.sqldates import as_date, date_plus_days, days_between, whole_periods
 
 __all__ = ["date_plus_days"]  # re-exported: callers build windows with it
@@ -393,7 +393,17 @@ def account_table(source: Source) -> pd.DataFrame:
         frame[column] = pd.to_datetime(frame[column].astype("string").str.slice(0, 10),
                                        format="%Y-%m-%d")
     frame["account_id"] = frame["account_id"].astype(str)
+    repeated = sorted(set(frame.loc[frame["account_id"].duplicated(), "account_id"]))
+    if repeated:  # only a [source] query can repeat one: the imported table is keyed by it
+        raise SourceError(repeated_accounts_message(repeated))
     return frame.set_index("account_id")
+
+
+def repeated_accounts_message(repeated: Sequence[str]) -> str:
+    """What to say of account ids a [source] accounts query returns more than once."""
+    return (f"source.accounts: {len(repeated):,} account ids come in more than one row (e.g. "
+            f"{', '.join(repeated[:3])}); make the query return one row per account, e.g. "
+            "the latest row of each")
 
 
 def _month_of(day: dt.date, months_back: int = 0) -> dt.date:

@@ -264,6 +264,26 @@ def test_a_bad_source_query_is_named_by_check_and_ask(tmp_path: Path,
         capsys.readouterr().err)
 
 
+def test_a_source_repeating_an_account_is_named_by_check_and_ask(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A [source] accounts query joined to something with several rows per account (here,
+    the same rows twice) would count those accounts twice; check and ask both say so."""
+    own = f"sqlite:///{tmp_path / 'own.db'}"
+    engine = make_engine(own)
+    _load(engine, [_account("a1", D(2024, 1, 1)), _account("a2", D(2024, 1, 1))],
+          usage=[{"account_id": "a1", "metric": "seats", "date": AT, "value": 1.0}])
+    config = tmp_path / "c.toml"
+    config.write_text('[[metrics]]\nname = "seats"\n\n[source]\n'
+                      'accounts = "SELECT * FROM accounts UNION ALL SELECT * FROM accounts '
+                      'WHERE account_id = \'a2\'"\n')
+    message = ("source.accounts: 1 account ids come in more than one row (e.g. a2); make the "
+               "query return one row per account")
+    assert main(["check", "--config", str(config), "--database-url", own]) == 1
+    assert f"problem: {message}" in capsys.readouterr().out
+    assert main(["ask", "correlate", "--config", str(config), "--database-url", own]) == 1
+    assert f"valuemetric: {message}" in capsys.readouterr().err
+
+
 def test_check_says_invoices_replace_imported_monthly_revenue(engine: Engine) -> None:
     _load(engine, [_account("a", D(2024, 1, 1))],
           usage=[{"account_id": "a", "metric": "seats", "date": AT, "value": 1.0}],
