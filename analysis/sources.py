@@ -465,8 +465,10 @@ def side_by_side(source: Source, side: SourceOpener | None,
     With ``side`` (another connection onto the same data, e.g. :attr:`DataSources.side`)
     two run at a time: this thread through ``source``, a helper through its own. SQLite
     and the PostgreSQL driver let go of the GIL while a statement runs, so on two cores
-    the per-account window statements, which dominate an analysis, take half the time.
-    Put the slowest jobs first: each side takes the next job when it is done.
+    the per-account window statements, which dominate an analysis, overlap (a dataset at
+    50,000 accounts: 4.2 s -> 3.8 s on SQLite, whose rows still pass the GIL one by one;
+    7.9 s -> 5.3 s on PostgreSQL). Put the slowest jobs first: each side takes the next
+    job when it is done.
     """
     if side is None or len(jobs) < 2:
         return [job(source) for job in jobs]
