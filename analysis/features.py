@@ -194,12 +194,12 @@ def window_levels(source: Source, metrics: Sequence[str], anchors: Select[Any],
     for max_age in sorted({m.max_age_days for m in states}):
         parts.append(_state_levels(
             source, [m.name for m in states if m.max_age_days == max_age], max_age, life))
-    for metric in snapshots:
-        if metric.semantics != "state":
-            at = interval_at or _max_hi(source, a)
-            interval = snapshot_interval_days(source, metric.name, at) or 1.0
-            parts.append(_per_exposure(_count_totals(source, metric, life), metric.name,
-                                       interval))
+    counts = [m for m in snapshots if m.semantics != "state"]
+    # where their snapshot interval is measured: one query for them all
+    at = interval_at or (_max_hi(source, a) if counts else dt.date.max)
+    for metric in counts:
+        interval = snapshot_interval_days(source, metric.name, at) or 1.0
+        parts.append(_per_exposure(_count_totals(source, metric, life), metric.name, interval))
     for metric in from_events:
         parts.append(_per_exposure(_event_totals(source, metric, life), metric.name,
                                    PERIOD_DAYS[metric.period]))
@@ -337,21 +337,25 @@ def levels_in_one_pass(source: Source, metrics: Sequence[str], dates: Sequence[d
     """:func:`levels_at` for every one of ``dates`` from one :func:`window_levels` call
     (``interval_at``: see there)."""
     accounts = source.accounts
-    anchors = union_all(*[select(
-        (accounts.c.account_id + literal(f"|{day.isoformat()}", String)).label("key"),
-        accounts.c.account_id,
-        literal(day - dt.timedelta(days=window_days), Date).label("lo"),
-        literal(day, Date).label("hi"),
-    ).where(active_at(source, day)) for day in dates])
+    anchors = union_all(*[
+        _dated_window(accounts.c.account_id, day, day - dt.timedelta(days=window_days), day)
+        .where(active_at(source, day)) for day in dates])
     levels = window_levels(source, metrics, select(anchors.subquery("by_date")), interval_at)
     none = pd.DataFrame(0.0, index=pd.Index([], name="key"), columns=list(metrics))
     if levels.empty:  # no account yet on any of the dates
         return {day: none for day in dates}
-    parts = levels.index.str.rpartition("|")  # (account_id, "|", date)
+    parts = levels.index.str.rpartition("|")  # (account_id, "|", date): see _dated_window
     levels.index = pd.MultiIndex.from_arrays(
         [parts.get_level_values(2), parts.get_level_values(0)], names=["day", "key"])
     by_day = {str(day): frame.droplevel("day") for day, frame in levels.groupby(level="day")}
     return {day: by_day.get(day.isoformat(), none) for day in dates}
+
+
+def _dated_window(account_id: Any, day: dt.date, lo: dt.date, hi: dt.date) -> Select[Any]:
+    """Anchor columns of an account's window (lo, hi], keyed ``account_id|day``, for
+    windows of several days in one call."""
+    return select((account_id + literal(f"|{day.isoformat()}", String)).label("key"),
+                  account_id, literal(lo, Date).label("lo"), literal(hi, Date).label("hi"))
 
 
 def _tuples(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -527,7 +531,6 @@ def increase_panel(source: Source, metrics: Sequence[str], window_days: int,
     # Every account's window in a month is the same dates, (month - w - 1, month - 1]: the
     # windows are anchored on the few months, selected by an index range each, instead of
     # on the rows above, whose window function every levels statement would run again.
-
     months_in = sorted(set(panel["month"]))
     # a count metric's interval measured where one call for every month would measure it
     interval_at = months_in[-1] - dt.timedelta(days=1)
@@ -535,11 +538,9 @@ def increase_panel(source: Source, metrics: Sequence[str], window_days: int,
     def month_levels(on: Source, month: dt.date) -> pd.DataFrame:
         lo, hi = month - dt.timedelta(days=window_days + 1), month - dt.timedelta(days=1)
         r, acc = on.revenue, on.accounts
-        return window_levels(on, metrics, select(
-            (r.c.account_id + literal(f"|{month.isoformat()}", String)).label("key"),
-            r.c.account_id, literal(lo, Date).label("lo"), literal(hi, Date).label("hi"),
-        ).select_from(r.join(acc, acc.c.account_id == r.c.account_id)).where(
-            r.c.month == month, acc.c.signup_date <= lo), interval_at)
+        return window_levels(on, metrics, _dated_window(r.c.account_id, month, lo, hi)
+                             .select_from(r.join(acc, acc.c.account_id == r.c.account_id))
+                             .where(r.c.month == month, acc.c.signup_date <= lo), interval_at)
 
     levels = pd.concat(side_by_side(source, side, [
         functools.partial(month_levels, month=month) for month in months_in]))

@@ -374,9 +374,10 @@ def youden_cutoff(level: ArrayLike, positive: ArrayLike, *, rng: np.random.Gener
     for members in np.split(order, np.flatnonzero(np.diff(labels[order])) + 1):
         positives = int(y[members].sum())
         negatives = len(members) - positives
+        drawn_negatives = negatives < positives
         draws.append((group[members], min(positives, negatives)))
-        signs.append(np.full(min(positives, negatives), -1.0 if negatives < positives else 1.0))
-        if negatives < positives:
+        signs.append(np.full(min(positives, negatives), -1.0 if drawn_negatives else 1.0))
+        if drawn_negatives:
             base += np.bincount(group[members], minlength=u)
     weights = np.concatenate(signs)
     exceed = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -188,10 +189,13 @@ def test_side_by_side_runs_each_job_once_in_order_on_two_connections(
     engine, _ = loaded
     sources = DataSources(engine)
     seen: list[tuple[int, int]] = []
+    both_started = threading.Barrier(2, timeout=30)
 
     def job(number: int) -> Callable[[Source], int]:
         def run(source: Source) -> int:
-            time.sleep(0.02)  # long enough that the helper takes jobs too
+            if number < 2:  # jobs 0 and 1 wait for each other: one on each side
+                both_started.wait()
+            time.sleep(0.01)
             seen.append((number, id(source.conn)))
             return number
         return run
@@ -205,6 +209,7 @@ def test_side_by_side_runs_each_job_once_in_order_on_two_connections(
         raise ValueError("bad metric")
 
     seen.clear()
+    both_started = threading.Barrier(1)  # the jobs below need not meet
     with sources.connect() as source, pytest.raises(ValueError, match="bad metric"):
         side_by_side(source, sources.side, [failing, *[job(n) for n in range(20)]])
     assert len(seen) < 20  # the other side stopped taking jobs
