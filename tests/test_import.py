@@ -197,10 +197,19 @@ def test_cli_import_exit_codes_and_messages(database_url: str, tmp_path: Path,
 def test_the_database_checks_accounts_again_after_an_import(engine: Engine,
                                                             tmp_path: Path) -> None:
     """An import checks accounts itself and spares SQLite its per-row foreign-key probe;
-    the connection it leaves in the pool checks them again."""
+    the connection it leaves in the pool checks them again, and has its own cache size and
+    sorter threads back."""
     ensure_schema(engine)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            before = [conn.exec_driver_sql(f"PRAGMA {p}").scalar_one()
+                      for p in ("cache_size", "temp.cache_size", "threads")]
     import_csv(engine, "accounts", _write(tmp_path / "accounts.csv", ACCOUNTS))
     import_csv(engine, "usage", _write(tmp_path / "usage.csv", _usage_text(5)))
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert [conn.exec_driver_sql(f"PRAGMA {p}").scalar_one()
+                    for p in ("cache_size", "temp.cache_size", "threads")] == before
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(usage.insert().values(account_id="nobody", metric="users",
                                            date=dt.date(2024, 6, 3), value=1.0))
