@@ -14,6 +14,7 @@ as disarmed without an alert, so switching alerts on does not flood the channel.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -144,10 +145,13 @@ def build_rules(learned: Mapping[str, float | None],
 def evaluate(ds: Dataset, previous: pd.DataFrame, rules: list[Rule],
              states: Mapping[tuple[str, str], PriorState], hysteresis: float, now: dt.datetime,
              top_plans: Iterable[str] = (), closest: int = 5,
-             evidence: Callable[[Rule], Evidence] = lambda _: NO_HISTORY) -> Evaluation:
+             evidence: Callable[[list[Rule]], Mapping[str, Evidence]] = lambda _: {}
+             ) -> Evaluation:
     """Crossings to alert on and state changes to store; ``previous`` = levels a week ago.
 
-    ``evidence`` gives a rule's track record; it is asked only for rules that fire.
+    ``evidence`` gives the track record of each rule that fires, by rule key (none:
+    :data:`NO_HISTORY`); it is asked once, for all of them, so that their replays can
+    share their queries.
     """
     active = ds.active
     skip = set(top_plans)
@@ -166,7 +170,6 @@ def evaluate(ds: Dataset, previous: pd.DataFrame, rules: list[Rule],
         eligible = ~active["plan"].isin(skip)
         if rule.plans:
             eligible &= active["plan"].isin(rule.plans)
-        proof: Evidence | None = None
         for account_id in level.index[eligible.to_numpy()]:
             value = float(values[account_id])
             prior = states.get((account_id, rule.key))
@@ -183,11 +186,10 @@ def evaluate(ds: Dataset, previous: pd.DataFrame, rules: list[Rule],
                     continue
                 row = active.loc[account_id]
                 number = prior.crossings + 1
-                proof = proof or evidence(rule)
                 crossings.append(Crossing(
                     rule, str(account_id), str(row["name"]), str(row["plan"]),
                     None if pd.isna(row["owner"]) else str(row["owner"]), value,
-                    float(row["arr"]), number, proof))
+                    float(row["arr"]), number, NO_HISTORY))
                 changes.append(StateChange(str(account_id), rule.key, False, number, value))
             else:
                 if not prior.armed and value < rule.threshold * (1 - hysteresis):
@@ -196,6 +198,11 @@ def evaluate(ds: Dataset, previous: pd.DataFrame, rules: list[Rule],
                 if prior.armed:
                     near.append(Near(rule, str(account_id), str(names[account_id]), value))
     near.sort(key=lambda n: -n.share)
+    if crossings:
+        fired = list({c.rule.key: c.rule for c in crossings}.values())
+        proof = evidence(fired)
+        crossings = [dataclasses.replace(c, evidence=proof.get(c.rule.key, NO_HISTORY))
+                     for c in crossings]
     return Evaluation(ds.windows.as_of, tuple(crossings), tuple(changes), tuple(near[:closest]))
 
 

@@ -320,7 +320,8 @@ class Context:
         ranks = {name: plan.rank for name, plan in self.settings.plans.items()}
         top = [n for n, r in ranks.items() if r == max(ranks.values())] if ranks else []
         return evaluate(ds, previous, rules, states, self.settings.alerts.hysteresis, now, top,
-                        evidence=lambda rule: self.replay([rule])[0].evidence)
+                        evidence=lambda fired: {b.rule.key: b.evidence
+                                                for b in self.replay(fired)})
 
     def backtest(self, rule_key: str | None = None, weeks: int = 52,
                  horizon_days: int = 90) -> Report:

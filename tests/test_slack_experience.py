@@ -20,7 +20,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 import bot
-from analysis.alerts import Crossing, Evidence, Rule, backtest
+from analysis.alerts import Crossing, Evidence, Rule, backtest, evaluate
 from analysis.catalog import Metric
 from analysis.db import make_engine
 from bot import doctor, glossary, home, reports
@@ -295,6 +295,34 @@ def test_backtest_base_rate_matches_a_direct_count() -> None:
     assert (result.baseline, result.baseline_expanded) == (below, expanded)
     assert result.evidence.base_rate == pytest.approx(expanded / below)
     assert result.evidence.hit_rate == result.share_followed
+
+
+def test_alert_evidence_is_replayed_once_for_every_rule_that_fires(
+        planted_ctx: reports.Context) -> None:
+    """The rules that fire are replayed together (their metrics share each date's query),
+    with the same track record each would have alone."""
+    ds = planted_ctx.dataset
+    metrics = [m for m in planted_ctx.names() if ds.current[m].gt(0).any()][:2]
+    assert len(metrics) == 2
+    rules = [Rule(f"r:{m}", m, float(ds.current[m][ds.current[m] > 0].min())) for m in metrics]
+    asked: list[list[str]] = []
+
+    def evidence(fired: list[Rule]) -> dict[str, Evidence]:
+        asked.append([r.key for r in fired])
+        return {r.key: Evidence(10 + i, i, 100, 5) for i, r in enumerate(fired)}
+
+    quiet = pd.DataFrame(index=pd.Index([], name="key"))
+    found = evaluate(ds, quiet, rules, {}, 0.1, dt.datetime(2026, 1, 6, tzinfo=dt.UTC),
+                     evidence=evidence)
+    assert asked == [[r.key for r in rules]]
+    assert {c.rule.key for c in found.crossings} == set(asked[0])
+    for c in found.crossings:
+        assert c.evidence.crossings == 10 + asked[0].index(c.rule.key)
+
+    together = {b.rule.key: b.evidence for b in planted_ctx.replay(rules)}
+    for rule in rules:
+        alone = reports.Context.load(planted_ctx.engine, planted_ctx.settings)
+        assert alone.replay([rule])[0].evidence == together[rule.key]
 
 
 # -- charts -------------------------------------------------------------------------------------
