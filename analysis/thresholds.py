@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from analysis import stats, survival
 from analysis.correlate import Correlation
@@ -97,14 +98,17 @@ def _cutoff(level: pd.Series, outcome: pd.Series, params: AnalysisSettings,
                                strata=strata)
 
 
-def _price_strata(panel: pd.DataFrame, signup: pd.Series) -> np.ndarray:
-    """Month and account-age band of each account-month: who is comparable with whom."""
+def _price_strata(panel: pd.DataFrame, signup: pd.Series) -> NDArray[np.int64]:
+    """Month and account-age band of each account-month, one number per pair: who is
+    comparable with whom. Numbers, not "month|band" text: every metric's test groups the
+    panel by them, and sorting 300,000 strings took 0.3 s a metric."""
     if panel.empty:
-        return np.zeros(0, str)
+        return np.zeros(0, np.int64)
     month = pd.to_datetime(panel["month"].astype(str))
     age = (month - panel["account_id"].map(signup)).dt.days.fillna(0).clip(lower=0).to_numpy(float)
-    band = stats.strata_by_quantile(np.log1p(age)).astype(str)
-    return (panel["month"].astype(str) + "|" + band).to_numpy()
+    band = stats.strata_by_quantile(np.log1p(age))
+    month_code = pd.factorize(month)[0].astype(np.int64)
+    return month_code * (int(band.max()) + 1) + band
 
 
 def _price_test(panel: pd.DataFrame, metric: str, min_events: int,
