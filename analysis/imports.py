@@ -1043,10 +1043,11 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
             staged = None
             if _copies_directly(conn, kind):
                 # The secondary indexes stay: SQLite updates them as the chunks arrive faster
-                # than it builds them afterwards, since the parsing thread's work hides
-                # behind the longer writes (5.1 M usage rows: 24.5-25.2 s against
-                # 25.5-26.7 s with the index dropped and rebuilt in the file's account
-                # order, 29.7 s against 31.7 s in date order; benchmarks/bench_scale.py).
+                # than it builds them afterwards, and the parsing thread's work hides behind
+                # the longer writes (the 5.1 M usage rows of benchmarks/company.py: 24.5-25.2
+                # s against 25.5-26.7 s with the index dropped and rebuilt, file in account
+                # order; 29.7 s against 31.7 s in date order). A file in no order at all
+                # would fare better with the rebuild; exports come in time or account order.
                 try:
                     with conn.begin_nested():
                         staged = _read_and_stage(conn, kind, kind.table, path, compression,
