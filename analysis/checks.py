@@ -117,6 +117,7 @@ def _findings(source: Source, metrics: Sequence[str], window_days: int,
     return DataCheck(as_of, source.description, int(active),
                      tuple(f for place in sorted(by_place) for f in by_place[place]))
 
+
 def _ids(rows: Sequence[object]) -> tuple[str, ...]:
     return tuple(str(r) for r in rows[:EXAMPLES])
 

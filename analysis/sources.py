@@ -71,6 +71,7 @@ from analysis.sqldates import as_date, date_plus_days, days_between, month_start
 
 log = logging.getLogger(__name__)
 
+
 class SourceError(Exception):
     """A ``[source]`` query or the revenue data cannot be used; the message says the fix."""
 

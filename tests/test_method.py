@@ -121,6 +121,27 @@ def test_within_plan_rank_correlation_matches_ols_on_ranks() -> None:
     assert ours.p == pytest.approx(2 * stats.stats.t.sf(abs(t), dof), rel=1e-6)
 
 
+def test_price_strata_group_account_months_by_month_and_age_band() -> None:
+    """Two account-months share a stratum exactly when they share the month and the age
+    band (the bands as :func:`stats.strata_by_quantile` draws them)."""
+    from analysis.thresholds import _price_strata
+
+    rng = np.random.default_rng(9)
+    signup = pd.Series(pd.to_datetime("2024-01-01") + pd.to_timedelta(
+        rng.integers(0, 600, 300), unit="D"), index=[f"a{i}" for i in range(300)])
+    months = [dt.date(2025, m, 1) for m in (3, 1, 2, 12)]  # not in order
+    panel = pd.DataFrame({"account_id": rng.choice(signup.index, 2000),
+                          "month": [months[i] for i in rng.integers(0, 4, 2000)]})
+    ours = _price_strata(panel, signup)
+    age = (pd.to_datetime(panel["month"].astype(str))
+           - panel["account_id"].map(signup)).dt.days.clip(lower=0).to_numpy(float)
+    pairs = list(zip(panel["month"], stats.strata_by_quantile(np.log1p(age)), strict=True))
+    same_ours = ours[:, None] == ours[None, :]
+    same_pairs = np.array([[a == b for b in pairs] for a in pairs])
+    assert (same_ours == same_pairs).all()
+    assert len(set(pairs)) > 20  # several bands in each month
+
+
 def test_stratified_auc_is_the_pair_weighted_mean_of_stratum_aucs() -> None:
     rng = np.random.default_rng(5)
     strata = rng.integers(0, 3, 600)
