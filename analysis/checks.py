@@ -216,15 +216,19 @@ def _series_gaps(source: Source, metrics: Sequence[str], as_of: dt.date,
     return findings
 
 
-def _by_account(source: Source, table: Any, *conditions: Any, joined: bool = False
-                ) -> list[tuple[str, int]]:
-    """(account_id, rows) of ``table`` meeting ``conditions``, optionally joined to accounts."""
+def _by_account(source: Source, table: Any, *conditions: Any, joined: bool = False,
+                having: Any = None) -> list[tuple[str, int]]:
+    """(account_id, rows) of ``table`` meeting ``conditions``, optionally joined to accounts,
+    of the accounts meeting ``having``."""
     acc = source.accounts
     query = select(table.c.account_id, func.count()).where(*conditions)
     if joined:
         query = query.select_from(table.join(acc, acc.c.account_id == table.c.account_id))
+    query = query.group_by(table.c.account_id)
+    if having is not None:
+        query = query.having(having)
     return [(str(a), int(n)) for a, n in source.conn.execute(
-        query.group_by(table.c.account_id).order_by(table.c.account_id)).all()]
+        query.order_by(table.c.account_id)).all()]
 
 
 def _per_account(check: str, rows: list[tuple[str, int]], what: str) -> list[Finding]:
@@ -261,8 +265,10 @@ def _unknown_accounts(source: Source, as_of: dt.date) -> list[Finding]:
     known = select(source.accounts.c.account_id)
     findings = []
     for label, table, until in _dated(source, as_of):
+        # tested once per account, not per row: SQLite probed the accounts for every row
+        # (1.3 s -> 0.55 s over 5 M usage rows in the sqlite3 shell; PostgreSQL 0.5 s both)
         findings += _per_account("unknown_accounts", _by_account(
-            source, table, table.c.account_id.not_in(known), until),
+            source, table, until, having=table.c.account_id.not_in(known)),
             f"{label} come from {{accounts}} account ids that are not in accounts (ignored; "
             "map them in the accounts data or the [source] SQL)")
     return findings

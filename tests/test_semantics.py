@@ -211,6 +211,46 @@ def test_check_names_active_accounts_without_usage_in_the_window(engine: Engine)
     assert finding.examples == ("evented", "other", "stale")
 
 
+def test_check_counts_rows_outside_an_accounts_life_and_of_unknown_accounts(
+        engine: Engine) -> None:
+    """Rows before signup or after churn (an event on the churn day is inside), and rows of
+    accounts the accounts query does not return, counted per shape up to the as-of date."""
+    accounts = [_account("late", D(2024, 3, 1), churn=D(2025, 5, 1)),
+                _account("early", D(2024, 6, 1)), _account("fine", D(2024, 1, 1)),
+                _account("ghost", D(2024, 1, 1))]
+    usage = [{"account_id": a, "metric": "seats", "date": day, "value": 1.0} for a, day in [
+        ("late", D(2024, 2, 15)), ("late", D(2024, 2, 20)), ("late", D(2024, 4, 1)),
+        ("late", D(2025, 5, 2)), ("late", D(2025, 7, 5)),  # after churn, but after AT too
+        ("early", D(2024, 5, 1)), ("early", D(2024, 6, 1)),
+        ("fine", D(2024, 2, 1)), ("fine", D(2025, 6, 1)),
+        ("ghost", D(2024, 2, 1)), ("ghost", D(2025, 6, 1)), ("ghost", D(2025, 7, 2))]]
+    events = [{"account_id": a, "event": "edit", "user_id": "u1", "timestamp": at,
+               "occurrences": 1} for a, at in [
+        ("late", dt.datetime(2025, 5, 1, 12)), ("late", dt.datetime(2025, 5, 2, 9)),
+        ("early", dt.datetime(2024, 5, 31, 23)), ("ghost", dt.datetime(2025, 6, 1, 10))]]
+    revenue = [{"account_id": a, "month": D(2025, 6, 1), "mrr": 10.0}
+               for a in ("fine", "early", "ghost")]
+    _load(engine, accounts, usage=usage, events=events, revenue=revenue)
+    settings = SourceSettings(accounts="SELECT * FROM accounts WHERE account_id <> 'ghost'")
+    catalog = [Metric("seats"), Metric("edits", events=["edit"], aggregate="count")]
+    checked = run_checks(DataSources(engine, settings, catalog=catalog), ["seats", "edits"],
+                         28, AT)
+    found = [(f.check, f.message.split(" (")[0], f.examples) for f in checked.findings
+             if f.check in ("outside_life", "unknown_accounts")]
+    assert found == [
+        ("outside_life", "4 usage rows of 2 accounts are dated before the account's signup or "
+         "after its churn", ("early", "late")),
+        ("outside_life", "2 events of 2 accounts are dated before the account's signup or "
+         "after its churn", ("early", "late")),
+        ("unknown_accounts", "2 usage rows come from 1 account ids that are not in accounts",
+         ("ghost",)),
+        ("unknown_accounts", "1 events come from 1 account ids that are not in accounts",
+         ("ghost",)),
+        ("unknown_accounts", "1 revenue months come from 1 account ids that are not in "
+         "accounts", ("ghost",)),
+    ]
+
+
 def test_check_names_a_missing_column(engine: Engine) -> None:
     _load(engine, [_account("a", D(2024, 1, 1))])
     settings = SourceSettings(accounts="SELECT account_id AS id, signup_date FROM accounts")
