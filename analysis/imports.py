@@ -34,6 +34,7 @@ import gzip
 import io
 import os
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -542,12 +543,12 @@ def _stage_table(kind: _Kind) -> Table:
                  prefixes=["TEMPORARY"])
 
 
-def _copy_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
+def _copy_rows(conn: Connection, kind: _Kind, stage: Table, chunk: _Chunk) -> None:
     """PostgreSQL: the chunk through COPY, the server's bulk path (into the staging table,
     or straight into the table itself, which has no record column)."""
     quote = conn.dialect.identifier_preparer.quote
-    first_record = int(frame[RECORD].iloc[0])
-    frame = frame[[c for c in frame.columns if c in stage.c]]
+    first_record = int(chunk.frame[RECORD].iloc[0])
+    frame = chunk.frame[chunk.columns]
     names = ", ".join(quote(c) for c in frame.columns)
     # an unquoted empty field is NULL in COPY's CSV format; required text stays ''
     texts = [quote(c.name) for c in kind.table.columns
@@ -582,18 +583,60 @@ def _refused_row(exc: Exception, first_record: int) -> _RowRefused | None:
                                f"{diag.message_primary}: does not fit the column"))
 
 
-def _insert_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFrame) -> None:
-    """SQLite: executemany straight on the driver, no per-row SQLAlchemy processing.
+def _packed(frame: pd.DataFrame) -> bytes:
+    """SQLite: the chunk as a serialized in-memory database with one table, ``rows``.
 
-    Into the table itself (an empty table, see :func:`_copies_directly`), rows repeating a
-    key of a merging kind are merged as they arrive, as the staged import merges them.
+    Made in the reading thread, so that the writing thread inserts it with one INSERT ...
+    SELECT (:func:`_insert_packed`), which runs in SQLite without the GIL. Binding the rows
+    one by one from Python in the writing thread competed with the reading thread for the
+    GIL: the 5.1 M usage rows of benchmarks/company.py went in at 0.56-0.71x the rate of
+    ``sqlite3``'s ``.import``; this way at 0.93-1.15x, and 1.4x in date order.
     """
+    names = ", ".join(f'"{c}"' for c in frame.columns)  # our own column names
+    with contextlib.closing(sqlite3.connect(":memory:")) as scratch:
+        scratch.execute(f"CREATE TABLE rows ({names})")  # no types: values stay as bound
+        # missing values are None in text columns and NaN in number columns, which SQLite
+        # binds as NULL: the columns go to the driver as they are
+        scratch.executemany(f"INSERT INTO rows VALUES ({', '.join('?' for _ in frame.columns)})",
+                            zip(*(frame[c].tolist() for c in frame.columns), strict=True))
+        scratch.commit()
+        return scratch.serialize()
+
+
+_CHUNK_SCHEMA = "vm_chunk"  # where the writing connection opens each packed chunk
+
+
+@contextlib.contextmanager
+def _chunk_schema(conn: Connection) -> Iterator[None]:
+    """SQLite: an attached in-memory schema to open packed chunks in.
+
+    It stays attached to the connection, emptied: SQLite refuses to detach a schema inside
+    the transaction that read it, and the import's transaction is the caller's.
+    """
+    attached = {row[1] for row in conn.exec_driver_sql("PRAGMA database_list")}
+    if _CHUNK_SCHEMA not in attached:
+        conn.exec_driver_sql(f"ATTACH DATABASE ':memory:' AS {_CHUNK_SCHEMA}")
+    try:
+        yield
+    finally:  # the last chunk's memory back: a database of one page, the least there is
+        with contextlib.closing(sqlite3.connect(":memory:")) as empty:
+            empty.execute("PRAGMA user_version = 0")
+            dbapi: Any = conn.connection.dbapi_connection
+            dbapi.deserialize(empty.serialize(), name=_CHUNK_SCHEMA)
+
+
+def _insert_packed(conn: Connection, kind: _Kind, stage: Table, chunk: _Chunk) -> None:
+    """SQLite: a packed chunk into the staging table, or into the table itself (an empty
+    table, see :func:`_copies_directly`): there, rows repeating a key of a merging kind are
+    merged as they arrive, as the staged import merges them."""
+    assert chunk.packed is not None
     quote = conn.dialect.identifier_preparer.quote
-    if stage is kind.table:
-        frame = frame.drop(columns=RECORD)
-    placeholders = ", ".join("?" for _ in frame.columns)
-    names = ", ".join(quote(c) for c in frame.columns)
-    statement = f"INSERT INTO {quote(stage.name)} ({names}) VALUES ({placeholders})"
+    dbapi: Any = conn.connection.dbapi_connection
+    dbapi.deserialize(chunk.packed, name=_CHUNK_SCHEMA)
+    names = ", ".join(quote(c) for c in chunk.columns)
+    # WHERE true: an upsert's ON CONFLICT after a SELECT would parse as a join's ON
+    statement = (f"INSERT INTO {quote(stage.name)} ({names}) "
+                 f"SELECT {names} FROM {_CHUNK_SCHEMA}.rows WHERE true")
     if stage is kind.table and kind.merged:
         table = quote(stage.name)
         merged = [f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" if how == "count"
@@ -603,10 +646,7 @@ def _insert_rows(conn: Connection, kind: _Kind, stage: Table, frame: pd.DataFram
                   for c, how in kind.merged.items()]
         statement += (f" ON CONFLICT ({', '.join(quote(k) for k in kind.keys)}) DO UPDATE SET "
                       + ", ".join(merged))
-    # missing values are None in text columns and NaN in number columns, which SQLite binds
-    # as NULL: the columns go to the driver as they are
-    columns = [frame[c].tolist() for c in frame.columns]
-    conn.exec_driver_sql(statement, list(zip(*columns, strict=True)))
+    conn.exec_driver_sql(statement)
 
 
 def _duplicates(conn: Connection, kind: _Kind, stage: Table) -> tuple[list[Problem], int]:
@@ -903,18 +943,32 @@ def _outside_life(frame: pd.DataFrame, lives: pd.DataFrame) -> pd.Series[int]:
     return frame.loc[outside, "account_id"].value_counts()
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk of the file, converted and checked, ready to write."""
+    rows: int  # the file's rows in this chunk
+    checks: _Checks
+    frame: pd.DataFrame  # the rows to write, with their record numbers (RECORD)
+    columns: list[str] = field(default_factory=list)  # the columns to write
+    packed: bytes | None = None  # SQLite: ``frame`` as :func:`_packed` serializes it
+    key_hashes: np.ndarray[Any, Any] | None = None  # for a staged load: repeated keys
+    # usage: rows per account dated before the account's signup or after its churn
+    outside_life: pd.Series[int] | None = None
+
+
 def _checked(chunks: Iterator[pd.DataFrame], kind: _Kind, lives: pd.DataFrame | None,
-             checks_for: Callable[[int], _Checks], in_key_order: bool
-             ) -> Iterator[tuple[pd.DataFrame, _Checks, int, pd.Series[int] | None]]:
-    """Each chunk converted and checked: (rows to write, their checks, the chunk's rows,
-    usage rows per account outside the account's life).
+             checks_for: Callable[[int], _Checks], stage: Table, dialect: str
+             ) -> Iterator[_Chunk]:
+    """Each chunk converted, checked and made ready to write, by the reading thread
+    (:func:`_read_ahead`): all the work done here is off the writing thread.
 
     ``lives``: the known accounts (:func:`_lives`); every row's account must be one.
 
-    ``in_key_order``: the rows of a chunk in the order of the table's key, so that
-    inserting them sweeps the key's b-tree once instead of jumping about it.
+    ``stage``: the staging table, or the table itself when the rows go straight into it
+    (:func:`_copies_directly`).
     """
     first = 0
+    rejected = False
     for chunk in chunks:
         checks = checks_for(first)
         frame = kind.convert(chunk.reset_index(drop=True), checks)
@@ -927,13 +981,24 @@ def _checked(chunks: Iterator[pd.DataFrame], kind: _Kind, lives: pd.DataFrame | 
                 # here, beside the writes, instead of a join over the whole table after them
                 outside = _outside_life(frame, lives)
         frame[RECORD] = np.arange(first, first + len(frame))
-        if in_key_order and not checks.total:
-            # by the key's first column, stably (exports are in time order already): a
-            # sort on every key column costs more than the locality it buys
-            codes, _ = pd.factorize(frame[kind.keys[0]], sort=True)
-            frame = frame.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
         first += len(chunk)
-        yield frame, checks, len(chunk), outside
+        rejected = rejected or bool(checks.total)
+        if rejected or not len(frame):  # nothing of a rejected file is written
+            yield _Chunk(len(chunk), checks, frame)
+            continue
+        hashes = None
+        if stage is kind.table:  # the table itself refuses or merges repeated keys
+            if dialect == "sqlite":
+                # by the key's first column, stably (exports are in time order already),
+                # so that inserting sweeps the key's b-tree once instead of jumping about
+                # it: a sort on every key column costs more than the locality it buys
+                codes, _ = pd.factorize(frame[kind.keys[0]], sort=True)
+                frame = frame.take(np.argsort(codes, kind="stable")).reset_index(drop=True)
+        else:  # equal keys hash equal: no repeated hash, no repeated key
+            hashes = _key_hashes(frame, kind.keys)
+        columns = [c for c in frame.columns if c in stage.c]
+        packed = _packed(frame[columns]) if dialect == "sqlite" else None
+        yield _Chunk(len(chunk), checks, frame, columns, packed, hashes, outside)
 
 
 def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
@@ -941,34 +1006,36 @@ def _read_and_stage(conn: Connection, kind: _Kind, stage: Table, path: Path,
                     checks_for: Callable[[int], _Checks], progress: Progress | None
                     ) -> _Staged:
     """Parse, validate and stage every chunk."""
-    load = _copy_rows if conn.dialect.name == "postgresql" else _insert_rows
+    dialect = conn.dialect.name
+    load = _copy_rows if dialect == "postgresql" else _insert_packed
     lives = None if kind.table is accounts else _lives(conn)
     staged = _Staged()
     found: list[tuple[int, str, str]] = []
     hashes: list[np.ndarray[Any, Any]] = []
-    checked = _checked(_chunks(path, compression, layout), kind, lives, checks_for,
-                       in_key_order=stage is kind.table and conn.dialect.name == "sqlite")
-    for frame, checks, rows, outside in _read_ahead(checked):
-        if checks.total or staged.total:  # a rejected file: keep counting, stop staging
-            staged.total += checks.total
-            found += checks.found
-        elif len(frame):
-            if stage is not kind.table:  # the table itself refuses or merges repeats
-                # equal keys hash equal: no repeated hash, no repeated key
-                hashes.append(_key_hashes(frame, kind.keys))
-            try:
-                load(conn, kind, stage, frame)
-            except Exception as exc:
-                # an integrity violation: psycopg's SQLSTATE class 23, or SQLite's
-                if (str(getattr(exc, "sqlstate", None))[:2] == "23"
-                        or isinstance(exc, IntegrityError)):
-                    raise _CopyConflict from None
-                raise
-        staged.rows += rows
-        if outside is not None:
-            staged.outside_life.update({str(a): int(n) for a, n in outside.items()})
-        if progress:
-            progress("read", staged.rows)
+    checked = _checked(_chunks(path, compression, layout), kind, lives, checks_for, stage,
+                       dialect)
+    with _chunk_schema(conn) if dialect == "sqlite" else contextlib.nullcontext():
+        for chunk in _read_ahead(checked):
+            if chunk.checks.total or staged.total:  # a rejected file: keep counting
+                staged.total += chunk.checks.total
+                found += chunk.checks.found
+            elif len(chunk.frame):
+                if chunk.key_hashes is not None:
+                    hashes.append(chunk.key_hashes)
+                try:
+                    load(conn, kind, stage, chunk)
+                except Exception as exc:
+                    # an integrity violation: psycopg's SQLSTATE class 23, or SQLite's
+                    if (str(getattr(exc, "sqlstate", None))[:2] == "23"
+                            or isinstance(exc, IntegrityError)):
+                        raise _CopyConflict from None
+                    raise
+            staged.rows += chunk.rows
+            if chunk.outside_life is not None:
+                staged.outside_life.update({str(a): int(n)
+                                            for a, n in chunk.outside_life.items()})
+            if progress:
+                progress("read", staged.rows)
     staged.problems = [Problem(r, c, m) for r, c, m in sorted(found)[:MAX_PROBLEMS]]
     if hashes and not staged.total:
         every = np.sort(np.concatenate(hashes))  # a sort: np.unique's hash table is slower
@@ -1043,11 +1110,11 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
             staged = None
             if _copies_directly(conn, kind):
                 # The secondary indexes stay: SQLite updates them as the chunks arrive faster
-                # than it builds them afterwards, and the parsing thread's work hides behind
-                # the longer writes (the 5.1 M usage rows of benchmarks/company.py: 24.5-25.2
-                # s against 25.5-26.7 s with the index dropped and rebuilt, file in account
-                # order; 29.7 s against 31.7 s in date order). A file in no order at all
-                # would fare better with the rebuild; exports come in time or account order.
+                # than it builds them afterwards (the 5.1 M usage rows of
+                # benchmarks/company.py: 34.1 s against 43.5 s with the index dropped and
+                # rebuilt, file in account order; 37.9 s against 53.3 s in date order). A
+                # file in no order at all could fare better with the rebuild; exports come
+                # in time or account order.
                 try:
                     with conn.begin_nested():
                         staged = _read_and_stage(conn, kind, kind.table, path, compression,

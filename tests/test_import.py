@@ -197,8 +197,8 @@ def test_cli_import_exit_codes_and_messages(database_url: str, tmp_path: Path,
 def test_the_database_checks_accounts_again_after_an_import(engine: Engine,
                                                             tmp_path: Path) -> None:
     """An import checks accounts itself and spares SQLite its per-row foreign-key probe;
-    the connection it leaves in the pool checks them again, and has its own cache size and
-    sorter threads back."""
+    the connection it leaves in the pool checks them again, has its own cache size and
+    sorter threads back, and holds no chunk of the file in memory."""
     ensure_schema(engine)
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
@@ -210,6 +210,10 @@ def test_the_database_checks_accounts_again_after_an_import(engine: Engine,
         with engine.connect() as conn:
             assert [conn.exec_driver_sql(f"PRAGMA {p}").scalar_one()
                     for p in ("cache_size", "temp.cache_size", "threads")] == before
+            schemas = {row[1] for row in conn.exec_driver_sql("PRAGMA database_list")}
+            assert schemas <= {"main", "temp", "vm_chunk"}
+            if "vm_chunk" in schemas:  # chunks are opened there (imports._insert_packed)
+                assert conn.exec_driver_sql("PRAGMA vm_chunk.page_count").scalar_one() == 1
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(usage.insert().values(account_id="nobody", metric="users",
                                            date=dt.date(2024, 6, 3), value=1.0))
