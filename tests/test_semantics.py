@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, event, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from analysis import features, schema
 from analysis.catalog import Metric
@@ -81,6 +82,38 @@ def test_invoices_spread_into_monthly_mrr(engine: Engine) -> None:
     assert mrr[("d", D(2025, 6, 1))] == pytest.approx(150 * 0.5 / 1.5)
     assert mrr[("d", D(2025, 7, 1))] == pytest.approx(100.0)
     assert mrr[("e", D(2025, 6, 1))] == -40.0
+
+
+def test_revenue_from_invoices_is_spread_once_per_source(engine: Engine) -> None:
+    """An analysis reads revenue once per month of a panel: the spread is worked out on the
+    first read, kept in a temporary table that answers as the query would, and dropped
+    when the source closes."""
+    _load(engine, [_account(a, D(2024, 1, 1)) for a in "ab"], invoices=[
+        {"account_id": "a", "period_start": D(2025, 1, 1), "period_end": D(2025, 12, 31),
+         "currency": "", "amount": 1200.0},
+        {"account_id": "b", "period_start": D(2025, 4, 16), "period_end": D(2025, 6, 30),
+         "currency": "", "amount": 250.0}])
+    dates = [D(2025, 4, 30), D(2025, 5, 31), AT]
+    with engine.connect() as conn:
+        expected = [features.mrr_at(imported(conn), d).to_dict() for d in dates]
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with engine.connect() as conn:
+            with DataSources(engine).on(conn) as source:
+                statements.clear()  # the source's own set-up reads invoices (currencies)
+                assert [features.mrr_at(source, d).to_dict() for d in dates] == expected
+                kept = source.revenue
+            assert sum("FROM invoices" in s for s in statements) == 1
+            assert expected[-1] == {"a": 100.0, "b": 100.0}
+            with pytest.raises(DBAPIError):  # gone with the source
+                conn.execute(select(kept.c.mrr)).all()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 
 def test_an_unknown_currency_is_a_clear_error(engine: Engine) -> None:
