@@ -613,6 +613,11 @@ def _chunk_schema(conn: Connection) -> Iterator[None]:
     It stays attached to the connection, emptied: SQLite refuses to detach a schema inside
     the transaction that read it, and the import's transaction is the caller's.
     """
+    if not hasattr(sqlite3.Connection, "deserialize"):  # Python built without the API
+        raise DatabaseError(f"this Python's sqlite3 module (SQLite {sqlite3.sqlite_version}) "
+                            "cannot serialize databases, which imports into SQLite need: use "
+                            "a Python 3.11+ built against SQLite 3.36 or newer (python.org, "
+                            "Debian, Homebrew and the official Docker images are)")
     attached = {row[1] for row in conn.exec_driver_sql("PRAGMA database_list")}
     if _CHUNK_SCHEMA not in attached:
         conn.exec_driver_sql(f"ATTACH DATABASE ':memory:' AS {_CHUNK_SCHEMA}")

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import types
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from analysis.db import current_revision, ensure_schema, head_revision, upgrade
+from analysis import imports
+from analysis.db import DatabaseError, current_revision, ensure_schema, head_revision, upgrade
 from analysis.imports import ImportRejected, import_csv
 from analysis.schema import accounts, revenue, usage
 from bot.cli import main
@@ -217,3 +219,16 @@ def test_the_database_checks_accounts_again_after_an_import(engine: Engine,
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(usage.insert().values(account_id="nobody", metric="users",
                                            date=dt.date(2024, 6, 3), value=1.0))
+
+
+def test_a_python_whose_sqlite3_cannot_serialize_is_told_what_to_use(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("only imports into SQLite pack their chunks")
+    ensure_schema(engine)
+    monkeypatch.setattr(imports, "sqlite3", types.SimpleNamespace(Connection=object,
+                                                                  sqlite_version="3.31.1"))
+    with pytest.raises(DatabaseError, match=r"SQLite 3\.31\.1\) cannot serialize.*3\.36"):
+        import_csv(engine, "accounts", _write(tmp_path / "accounts.csv", ACCOUNTS))
+    with engine.connect() as conn:  # nothing written
+        assert conn.execute(select(accounts.c.account_id)).first() is None
