@@ -70,7 +70,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from analysis.db import DatabaseError, dialect_insert, write_transaction
-from analysis.schema import accounts, events, invoices, revenue, usage
+from analysis.schema import accounts, events, invoice_months, invoices, revenue, usage
+from analysis.sources import invoice_month_totals
 
 MAX_PROBLEMS = 20
 CHUNK_ROWS = 100_000  # small enough that reading the next overlaps writing this one
@@ -1064,6 +1065,19 @@ def _key_hashes(frame: pd.DataFrame, keys: list[str]) -> np.ndarray[Any, Any]:
 ANALYZE_SAMPLE_ROWS = 100_000
 
 
+def _refresh_derived(conn: Connection, kind: _Kind, progress: Progress | None) -> None:
+    """Tables worked out from the one just written: invoices spread over their months, in
+    full (an invoice of a year touches twelve months), so analyses read them spread."""
+    if kind.table is not invoices:
+        return
+    with _heartbeat(progress, "spread"):
+        conn.execute(invoice_months.delete())
+        totals = invoice_month_totals(conn, invoices)
+        if totals is not None:
+            conn.execute(invoice_months.insert().from_select(
+                ["account_id", "month", "currency", "amount"], totals))
+
+
 def _refresh_statistics(conn: Connection, kind: _Kind) -> None:
     """Give the query planner fresh statistics for the table just loaded.
 
@@ -1132,6 +1146,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
                 distinct = (conn.execute(select(func.count()).select_from(kind.table))
                             .scalar_one() if kind.merged else staged.rows)
                 warnings += _warnings(conn, kind, kind.table, staged)  # the table holds this file
+                _refresh_derived(conn, kind, progress)
                 with _heartbeat(progress, "statistics"):
                     _refresh_statistics(conn, kind)
                 if progress:
@@ -1160,6 +1175,7 @@ def import_csv(engine: Engine, kind_name: str, path: str | Path,
                     index.create(conn)
             warnings += _warnings(conn, kind, stage, staged)
             stage.drop(conn)
+            _refresh_derived(conn, kind, progress)
             with _heartbeat(progress, "statistics"):
                 _refresh_statistics(conn, kind)
             if progress:

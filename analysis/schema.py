@@ -76,8 +76,9 @@ events = Table(
     sqlite_with_rowid=False,
 )
 
-# Invoices as billed, spread over their service period into monthly MRR at analysis time
-# (so a change of ``[revenue] rates`` needs no re-import). Line items of the same account,
+# Invoices as billed, spread over their service period into monthly MRR by the import
+# (invoice_months, in their own currency, so a change of ``[revenue] rates`` needs no
+# re-import). Line items of the same account,
 # period and currency are summed at import; credits are negative amounts.
 invoices = Table(
     "invoices",
@@ -88,6 +89,19 @@ invoices = Table(
     Column("currency", String(3), primary_key=True, server_default=""),  # "" = revenue.currency
     Column("amount", Float, nullable=False),
     Index("ix_invoices_period", "period_start", "period_end"),
+)
+
+# The imported invoices spread over the months they cover, per account, month and
+# currency (upper case, "" for none), in the invoice's currency: written by every invoices
+# import, read by analyses instead of spreading every invoice again (rates apply as read).
+invoice_months = Table(
+    "invoice_months",
+    metadata,
+    Column("account_id", String(255), primary_key=True),
+    Column("month", Date, primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("amount", Float, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # -- delivery ledger and alert state (scheduled posts: exactly once per period) ------------

@@ -44,7 +44,9 @@ from sqlalchemy import (
     FromClause,
     Integer,
     MetaData,
+    Select,
     String,
+    Subquery,
     Table,
     and_,
     case,
@@ -134,8 +136,10 @@ class Source:
     carry_forward_months: int = 2
     description: str = "imported tables"
     invoices: FromClause | None = None  # as billed, when revenue comes from invoices
-    # MRR spread from invoices kept in a temporary table of ``conn`` once read (see
-    # DataSources.on, which drops it)
+    # monthly_revenue spreads the invoices each time it is read (not spread at import)
+    spreads_invoices: bool = False
+    # then keep the spread in a temporary table of ``conn`` once read (see DataSources.on,
+    # which drops it)
     keeps_spread: bool = False
     kept: dict[str, FromClause] = field(default_factory=dict, compare=False, repr=False)
 
@@ -145,9 +149,10 @@ class Source:
 
         Spreading invoices over months is the costliest query there is (7 s for 393,000
         invoices on SQLite) and an analysis reads revenue a dozen times, once per month of
-        a panel: with ``keeps_spread`` it is worked out once per source, on first use.
+        a panel. Imports spread them once (``invoice_months``); invoices read through a
+        ``[source]`` query are spread once per source, on first use, with ``keeps_spread``.
         """
-        if self.invoices is None or not self.keeps_spread:
+        if not (self.spreads_invoices and self.keeps_spread):
             return self.monthly_revenue
         if "revenue" not in self.kept:
             self.kept["revenue"] = _kept_spread(self.conn, self.monthly_revenue)
@@ -293,9 +298,10 @@ def _empty(shape_table: FromClause, key: str) -> FromClause:
                   ).where(false()).subquery(key)
 
 
-def spread_invoices(conn: Connection, invoices: FromClause, revenue: RevenueSettings
-                    ) -> FromClause:
-    """Invoices (account_id, period_start, period_end, currency, amount) -> monthly MRR."""
+def invoice_rates(conn: Connection, invoices: FromClause, revenue: RevenueSettings
+                  ) -> dict[str, float]:
+    """Value of one unit of each invoice currency in ``revenue.currency``, by upper-case
+    code ("" for none); a clear error for a currency without a rate."""
     currencies = [str(c or "") for c in conn.execute(
         select(invoices.c.currency).distinct()).scalars()]
     rates = {"": 1.0, revenue.currency.upper(): 1.0,
@@ -306,11 +312,54 @@ def spread_invoices(conn: Connection, invoices: FromClause, revenue: RevenueSett
             f"revenue: currency '{unknown[0]}' has no rate: add it to [revenue] rates, e.g. "
             f"rates = {{ {unknown[0]} = 1.0 }} (value of one {unknown[0]} in "
             f"{revenue.currency})")
+    return rates
+
+
+def _converted(amount: Any, currency: Any, rates: Mapping[str, float]) -> Any:
+    """``amount`` in ``currency`` (an upper-case code) -> the reporting currency."""
+    return amount * case(*[(currency == code, rate) for code, rate in rates.items() if code],
+                         else_=1.0)
+
+
+def spread_invoices(conn: Connection, invoices: FromClause, rates: Mapping[str, float]
+                    ) -> FromClause:
+    """Invoices (account_id, period_start, period_end, currency, amount) -> monthly MRR
+    (``rates``: :func:`invoice_rates`)."""
+    pieces = _invoice_pieces(conn, invoices)
+    if pieces is None:
+        return _empty(schema.revenue, "revenue")
+    mrr = func.sum(_converted(pieces.c.part, pieces.c.currency, rates))
+    return select(pieces.c.account_id, pieces.c.month, mrr.label("mrr")
+                  ).group_by(pieces.c.account_id, pieces.c.month).subquery("revenue")
+
+
+def invoice_month_totals(conn: Connection, invoices: FromClause) -> Select[Any] | None:
+    """Invoices spread over months, per account, month and currency, unconverted: the
+    rows of ``invoice_months`` (None without invoices)."""
+    pieces = _invoice_pieces(conn, invoices)
+    if pieces is None:
+        return None
+    return select(pieces.c.account_id, pieces.c.month, pieces.c.currency,
+                  func.sum(pieces.c.part).label("amount")
+                  ).group_by(pieces.c.account_id, pieces.c.month, pieces.c.currency)
+
+
+def invoice_months_revenue(rates: Mapping[str, float]) -> FromClause:
+    """Monthly MRR from ``invoice_months`` (the imported invoices, spread at import)."""
+    m = schema.invoice_months
+    return select(m.c.account_id, m.c.month,
+                  func.sum(_converted(m.c.amount, m.c.currency, rates)).label("mrr")
+                  ).group_by(m.c.account_id, m.c.month).subquery("revenue")
+
+
+def _invoice_pieces(conn: Connection, invoices: FromClause) -> Subquery | None:
+    """Each invoice's share of each month it covers (account_id, month, currency, part),
+    in proportion to the share of the month's days it covers; None without invoices."""
     lo, hi = conn.execute(select(func.min(invoices.c.period_start),
                                  func.max(invoices.c.period_end))).one()
     months = _months(to_date(lo), to_date(hi))
     if not months:
-        return _empty(schema.revenue, "revenue")
+        return None
     # literal rows (not VALUES, whose column aliases SQLite cannot name)
     calendar = union_all(*[select(literal(first, Date).label("month"),
                                   literal(following, Date).label("next_month"),
@@ -326,9 +375,10 @@ def spread_invoices(conn: Connection, invoices: FromClause, revenue: RevenueSett
         invoices.c.account_id, invoices.c.period_start, last_day.label("last_day"),
         _month_number(invoices.c.period_start).label("first_month"),
         _month_number(last_day).label("last_month"),
-        (invoices.c.amount * case(*[(func.upper(invoices.c.currency) == code, rate)
-                                    for code, rate in rates.items() if code],
-                                  else_=1.0)).label("amount"),
+        func.upper(func.coalesce(invoices.c.currency, "")).label("currency"),
+        invoices.c.amount,
+        # each row its own invoice: two line items of one period are two amounts to spread
+        func.row_number().over().label("invoice"),
     ).cte("invoice")
     # each invoice once per month it covers, counted up from its first month: a join on
     # the calendar's months between the first and the last compared every invoice with
@@ -342,15 +392,12 @@ def spread_invoices(conn: Connection, invoices: FromClause, revenue: RevenueSett
                  else_=calendar.c.month)
     stop = case((after_last < calendar.c.next_month, after_last), else_=calendar.c.next_month)
     share = days_between(start, stop) * 1.0 / calendar.c.month_days
-    invoice_key = (covered.c.account_id, covered.c.period_start, covered.c.last_day)
-    pieces = select(
-        covered.c.account_id, calendar.c.month,
-        (covered.c.amount * share / func.sum(share).over(partition_by=invoice_key)
+    return select(
+        covered.c.account_id, calendar.c.month, covered.c.currency,
+        (covered.c.amount * share / func.sum(share).over(partition_by=covered.c.invoice)
          ).label("part"),
     ).select_from(covered.join(calendar, calendar.c.number == covered.c.number)
                   ).subquery("pieces")
-    return select(pieces.c.account_id, pieces.c.month, func.sum(pieces.c.part).label("mrr")
-                  ).group_by(pieces.c.account_id, pieces.c.month).subquery("revenue")
 
 
 def to_date(value: Any) -> dt.date | None:
@@ -392,7 +439,11 @@ def _monthly(conn: Connection, sql: str) -> FromClause:
 
 def _has_invoices(conn: Connection) -> bool:
     """Whether invoices were imported (then they, not the monthly table, give revenue)."""
-    return bool(conn.execute(select(exists().select_from(schema.invoices))).scalar())
+    return _has_rows(conn, schema.invoices)
+
+
+def _has_rows(conn: Connection, table: Table) -> bool:
+    return bool(conn.execute(select(exists().select_from(table))).scalar())
 
 
 @functools.lru_cache(maxsize=4)
@@ -464,14 +515,21 @@ class DataSources:
             invoices = schema.invoices
         else:
             revenue = schema.revenue
+        spreads = False
         if invoices is not None:
-            revenue = spread_invoices(conn, invoices, self.revenue)
+            rates = invoice_rates(conn, invoices, self.revenue)
+            if invoices is schema.invoices and _has_rows(conn, schema.invoice_months):
+                revenue = invoice_months_revenue(rates)  # spread by the import
+            else:  # e.g. a [source] query, or invoices from before invoice_months existed
+                revenue = spread_invoices(conn, invoices, rates)
+                spreads = True
         shown = conn.engine.url.render_as_string(hide_password=True)
         return Source(conn, shape("accounts", ACCOUNTS, schema.accounts),
                       shape("usage", USAGE, schema.usage),
                       shape("events", EVENTS, schema.events), revenue, self.catalog,
                       self.revenue.carry_forward_months,
-                      f"[source] on {shown}" if queries else "imported tables", invoices)
+                      f"[source] on {shown}" if queries else "imported tables", invoices,
+                      spreads_invoices=spreads)
 
     @contextmanager
     def on(self, conn: Connection) -> Iterator[Source]:
@@ -620,6 +678,5 @@ def imported(conn: Connection, catalog: Sequence[Metric] = (),
 
 
 __all__ = ["DataSources", "RevenueSettings", "Source", "SourceError", "SourceOpener",
-           "SourceSettings", "check_query", "imported", "query_columns", "side_by_side",
-           "spread_invoices", "to_date"]
-
+           "SourceSettings", "check_query", "imported", "invoice_month_totals",
+           "invoice_rates", "query_columns", "side_by_side", "spread_invoices", "to_date"]

@@ -59,7 +59,7 @@ def _progress(label: str) -> Progress:
     doing = {"wait": "waiting for another writer to finish", "read": "read and loaded",
              "check": "looking for duplicate keys", "upsert": "writing the table",
              "index": "building indexes", "statistics": "updating planner statistics",
-             "commit": "committing"}
+             "spread": "spreading the invoices over their months", "commit": "committing"}
 
     def report(phase: str, count: int | None) -> None:
         now = time.perf_counter()

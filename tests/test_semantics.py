@@ -9,13 +9,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, event, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from analysis import features, schema
 from analysis.catalog import Metric
 from analysis.checks import run_checks
 from analysis.db import ensure_schema, make_engine
+from analysis.imports import import_csv
 from analysis.sources import (
     DataSources,
     RevenueSettings,
@@ -82,6 +83,46 @@ def test_invoices_spread_into_monthly_mrr(engine: Engine) -> None:
     assert mrr[("d", D(2025, 6, 1))] == pytest.approx(150 * 0.5 / 1.5)
     assert mrr[("d", D(2025, 7, 1))] == pytest.approx(100.0)
     assert mrr[("e", D(2025, 6, 1))] == -40.0
+
+
+def test_imported_invoices_are_spread_once_by_the_import(engine: Engine,
+                                                          tmp_path: Path) -> None:
+    """An invoices import spreads them over their months (invoice_months, in their own
+    currencies); analyses read that at the rates configured then, and get what spreading the
+    invoices as they are read gives. A re-import spreads them again."""
+    _load(engine, [_account(a, D(2024, 1, 1)) for a in "abc"])
+    header = "account_id,period_start,period_end,currency,amount\n"
+    rows = ["a,2025-01-01,2025-12-31,,1200",
+            # the same period in two currencies: two invoices, each spread on its own
+            "b,2025-04-16,2025-06-30,EUR,250", "b,2025-04-16,2025-06-30,usd,100",
+            "c,2025-01-15,2025-02-15,USD,100"]
+    path = tmp_path / "invoices.csv"
+    path.write_text(header + "\n".join(rows) + "\n")
+    import_csv(engine, "invoices", path, today=D(2026, 1, 1))
+    euros = RevenueSettings(rates={"EUR": 1.08})
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.invoice_months)
+                            ).scalar() == 12 + 3 * 2 + 2
+        assert not imported(conn, revenue=euros).spreads_invoices
+    spread_at_import = _monthly_mrr(engine, {"EUR": 1.08})
+    # April 16-30 is half of April: May holds 1 / 2.5 of each of b's invoices
+    assert spread_at_import[("b", D(2025, 5, 1))] == pytest.approx(0.4 * (250 * 1.08 + 100))
+    assert spread_at_import[("a", D(2025, 3, 1))] == 100.0
+    # rates apply as revenue is read: no re-import for a new rate
+    assert _monthly_mrr(engine, {"EUR": 2.0})[("b", D(2025, 5, 1))] == pytest.approx(
+        0.4 * (250 * 2.0 + 100))
+    with engine.begin() as conn:  # as invoices imported before invoice_months existed
+        conn.execute(schema.invoice_months.delete())
+    with engine.connect() as conn:
+        assert imported(conn, revenue=euros).spreads_invoices
+    assert _monthly_mrr(engine, {"EUR": 1.08}) == pytest.approx(spread_at_import)
+
+    path.write_text(header + "c,2025-01-15,2025-02-15,USD,300\n")  # a corrected invoice
+    import_csv(engine, "invoices", path, today=D(2026, 1, 1))
+    again = _monthly_mrr(engine, {"EUR": 1.08})
+    assert again[("c", D(2025, 1, 1))] == pytest.approx(3 * spread_at_import[("c", D(2025, 1, 1))])
+    assert {k: v for k, v in again.items() if k[0] != "c"} == pytest.approx(
+        {k: v for k, v in spread_at_import.items() if k[0] != "c"})
 
 
 def test_revenue_from_invoices_is_spread_once_per_source(engine: Engine) -> None:
