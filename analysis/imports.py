@@ -806,11 +806,14 @@ def _drop_indexes_for_load(conn: Connection, kind: _Kind, rows: int) -> list[Ind
     write lock is held, so nobody sees the table without them (readers see the snapshot
     from before the transaction).
     """
-    if conn.dialect.name != "sqlite" or not kind.table.indexes:
+    if conn.dialect.name != "sqlite" or not kind.table.indexes or not rows:
         return []
-    existing = conn.execute(select(func.max(literal_column("rowid"))).select_from(kind.table)
-                            ).scalar_one_or_none() or 0
-    if not rows or rows < existing:
+    # counted up to one more than ``rows`` only: the load itself reads that many (a WITHOUT
+    # ROWID table has no rowid to tell its size by)
+    existing = conn.execute(select(func.count()).select_from(
+        select(literal_column("1")).select_from(kind.table).limit(rows + 1).subquery())
+    ).scalar_one()
+    if rows < existing:
         return []
     dropped = sorted(kind.table.indexes, key=lambda index: str(index.name))
     for index in dropped:

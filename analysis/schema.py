@@ -46,6 +46,9 @@ usage = Table(
     # Window scans read (metric, date) ranges; carrying account_id and value makes the index
     # covering, so the table itself is never touched by the level queries.
     Index("ix_usage_metric_date", "metric", "date", "account_id", "value"),
+    # SQLite keeps the table clustered on its key: an account's window of a metric is one
+    # range of one b-tree, values included (migration 0007)
+    sqlite_with_rowid=False,
 )
 
 revenue = Table(

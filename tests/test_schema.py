@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from analysis.db import _alembic_config, upgrade
 from analysis.schema import metadata
@@ -37,3 +37,31 @@ def test_events_are_rekeyed_by_account_with_their_rows_kept(engine: Engine) -> N
             assert inspect(conn).get_pk_constraint("events")["constrained_columns"] == key
             assert conn.execute(text("SELECT account_id, user_id, occurrences, value "
                                      "FROM events")).all() == [("a", "u", 2, 1.5)]
+
+
+def test_usage_is_clustered_on_sqlite_with_its_rows_kept(engine: Engine) -> None:
+    cfg = _alembic_config()
+    clustered = engine.dialect.name == "sqlite"
+
+    def without_rowid(conn: Connection) -> bool:
+        if not clustered:
+            return False
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'usage'")).scalar()
+        return "WITHOUT ROWID" in str(sql).upper()
+
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        conn.execute(text("INSERT INTO accounts (account_id, name, plan, signup_date) "
+                          "VALUES ('a', 'A', 'p', '2024-01-01')"))
+        conn.execute(text("INSERT INTO usage (account_id, metric, date, value) VALUES "
+                          "('a', 'seats', '2024-01-08', 3), ('a', 'seats', '2024-01-01', 2)"))
+        assert not without_rowid(conn)
+        for step, revision in ((command.upgrade, "0007"), (command.downgrade, "0006")):
+            step(cfg, revision)
+            assert without_rowid(conn) is (clustered and revision == "0007")
+            assert [i["name"] for i in inspect(conn).get_indexes("usage")] == [
+                "ix_usage_metric_date"]
+            rows = conn.execute(text("SELECT metric, date, value FROM usage ORDER BY date"))
+            assert [(m, str(d), v) for m, d, v in rows] == [("seats", "2024-01-01", 2.0),
+                                                           ("seats", "2024-01-08", 3.0)]
