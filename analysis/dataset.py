@@ -114,12 +114,9 @@ def load_dataset(source: Source, catalog: Sequence[Metric], params: AnalysisSett
         lookback_days=params.expansion_lookback_days,
         snapshot_interval_days=interval,
     )
-    accounts = known_at(features.account_table(source), as_of)
-    if accounts.empty:
-        raise NoData("no accounts: import accounts.csv first (valuemetric import accounts FILE)")
-    # the cohorts' levels and MRRs, the slowest first
+    # the accounts, the cohorts' levels and the MRRs, the slowest first
     early_by = as_of - dt.timedelta(days=windows.early_days + 1)
-    (landmark_early, current, past, before_churn, (mrr_now, mrr_past)) = side_by_side(
+    (landmark_early, current, past, before_churn, (mrr_now, mrr_past), table) = side_by_side(
         source, side, [
             lambda s: features.early_levels(s, metrics, windows.early_days, early_by),
             lambda s: features.levels_at(s, metrics, as_of, windows.window_days),
@@ -127,7 +124,11 @@ def load_dataset(source: Source, catalog: Sequence[Metric], params: AnalysisSett
             lambda s: features.levels_before_churn(s, metrics, windows.window_days, as_of),
             # both through one source: revenue spread from invoices is then worked out once
             lambda s: (features.mrr_at(s, as_of), features.mrr_at(s, windows.past)),
+            features.account_table,
         ])
+    accounts = known_at(table, as_of)
+    if accounts.empty:
+        raise NoData("no accounts: import accounts.csv first (valuemetric import accounts FILE)")
     accounts["mrr"] = mrr_now.reindex(accounts.index).fillna(0.0)
     accounts["mrr_past"] = mrr_past.reindex(accounts.index).fillna(0.0)
     accounts["arr"] = 12 * accounts["mrr"]

@@ -153,6 +153,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def pending_revisions(engine: Engine) -> list[str]:
+    """The revisions an upgrade would apply, oldest first, each with its purpose."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    pending = script.iterate_revisions("head", current_revision(engine) or "base")
+    return [f"{r.revision} ({' '.join((r.doc or '').split())})" for r in reversed(list(pending))]
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the schema to the newest revision; returns (before, after)."""
     before = current_revision(engine)

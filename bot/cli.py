@@ -19,7 +19,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from analysis.dataset import NoData
-from analysis.db import DatabaseError, ensure_schema, make_engine, upgrade
+from analysis.db import (
+    DatabaseError,
+    current_revision,
+    ensure_schema,
+    make_engine,
+    pending_revisions,
+    upgrade,
+)
 from analysis.imports import (
     KINDS,
     ImportRejected,
@@ -89,6 +96,10 @@ def _print_import(report: ImportReport) -> None:
 def cmd_db(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = make_engine(settings.database.url)
+    if current_revision(engine) is not None:
+        # a revision that rebuilds a large table runs for minutes: say what is going on
+        for revision in pending_revisions(engine):
+            print(f"{_shown(engine)}: applying {revision}", file=sys.stderr, flush=True)
     before, after = upgrade(engine)
     if before == after:
         print(f"{_shown(engine)}: already at revision {after}")

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 
-from analysis.db import head_revision
+from analysis.db import _alembic_config, head_revision, make_engine
 from bot.cli import main
 
 
@@ -47,7 +48,9 @@ def test_db_upgrade_and_digest_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     url = f"sqlite:///{tmp_path / 'x.db'}"
     head = head_revision()
     assert main(["db", "upgrade", "--database-url", url]) == 0
-    assert f"upgraded empty database -> {head}" in capsys.readouterr().out
+    created = capsys.readouterr()
+    assert f"upgraded empty database -> {head}" in created.out
+    assert "applying" not in created.err  # nothing to rebuild in an empty database
     assert main(["db", "upgrade", "--database-url", url]) == 0
     assert f"already at revision {head}" in capsys.readouterr().out
     assert main(["demo", "--accounts", "300", "--database-url", url]) == 0
@@ -55,6 +58,19 @@ def test_db_upgrade_and_digest_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["digest", "--format", "json", "--database-url", url]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert {"as_of", "correlate", "segments", "thresholds", "recommend"} <= set(payload)
+
+
+def test_db_upgrade_says_which_revisions_it_applies(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    cfg = _alembic_config()
+    with make_engine(url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    said = capsys.readouterr()
+    assert f"{url}: applying 0007 (usage clustered on its key on SQLite" in said.err
+    assert f"upgraded 0006 -> {head_revision()}" in said.out
 
 
 def test_errors_are_one_line_with_a_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
