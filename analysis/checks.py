@@ -254,11 +254,31 @@ def _outside_life(source: Source, as_of: dt.date) -> list[Finding]:
                                            (u.c.date, ev.c.timestamp), strict=True):
         outside = or_(when < acc.c.signup_date,
                       and_(acc.c.churn_date.is_not(None), as_date(when) > acc.c.churn_date))
+        conditions = [outside, until]
+        if table is schema.usage or table is schema.events:
+            conditions.append(table.c.account_id.in_(_outside_life_suspects(source, table, until)))
         findings += _per_account("outside_life", _by_account(
-            source, table, outside, until, joined=True),
+            source, table, *conditions, joined=True),
             f"{label} of {{accounts}} accounts are dated before the account's signup or after "
             "its churn (ignored; check signup_date and churn_date)")
     return findings
+
+
+def _outside_life_suspects(source: Source, table: Any, until: Any) -> Any:
+    """Accounts with a row of an imported table dated before signup or after the churn day
+    begins (a superset: an event later on the churn day is inside its life).
+
+    Found by a seek on the table's key per account (and metric), where joining every row
+    to its account read them all: 2.6 s -> 0.4 s over 5 M usage rows on SQLite.
+    """
+    acc = source.accounts
+    when = table.c.date if table is schema.usage else table.c.timestamp
+    same = [table.c.account_id == acc.c.account_id, until]
+    if table is schema.usage:  # the key is (account_id, metric, date): a seek per metric
+        same.append(table.c.metric.in_(features.metrics_in_data(source)))
+    return select(acc.c.account_id).where(or_(
+        exists().where(*same, when < acc.c.signup_date),
+        and_(acc.c.churn_date.is_not(None), exists().where(*same, when > acc.c.churn_date))))
 
 
 def _unknown_accounts(source: Source, as_of: dt.date) -> list[Finding]:
