@@ -143,20 +143,29 @@ def partial_rank_correlation(x: ArrayLike, y: ArrayLike, controls: Sequence[Arra
     n = len(xa)
     if n < min_n:
         return Estimate.insufficient(n, f"insufficient data: {n} accounts, need {min_n}")
-    design = [np.ones(n)] + [stats.rankdata(np.asarray(c, float)) for c in controls]
-    if groups is not None:
-        labels = np.unique(np.asarray(groups), return_inverse=True)[1]
-        design += [(labels == g).astype(float) for g in range(1, labels.max() + 1)]
-    basis = np.column_stack(design)
-    k = np.linalg.matrix_rank(basis) - 1
+    # Regressing on one indicator per group (the intercept, with no groups) is removing each
+    # group's mean; what is left of the ranks is then regressed on what is left of the
+    # controls' ranks only (Frisch-Waugh-Lovell): (n, controls) instead of (n, groups).
+    labels = (np.zeros(n, np.int64) if groups is None
+              else np.unique(np.asarray(groups), return_inverse=True)[1].ravel())
+    members = np.bincount(labels)
+    ranks = np.column_stack([stats.rankdata(np.asarray(c, float)) for c in controls]
+                            + [stats.rankdata(xa), stats.rankdata(ya)])
+    means = np.column_stack([np.bincount(labels, r) for r in ranks.T]) / members[:, None]
+    centred = ranks - means[labels]
+    left, targets = centred[:, :-2], centred[:, -2:]
+    # numpy's matrix_rank and lstsq cutoff on the whole design [1, controls, indicators],
+    # with its Frobenius norm for its largest singular value (at most sqrt(columns) above)
+    columns = len(members) + len(controls)
+    norm = math.sqrt(n + float((ranks[:, :-2] ** 2).sum()) + n - members[0])
+    basis, singular, _ = np.linalg.svd(left, full_matrices=False)
+    basis = basis[:, singular > norm * max(n, columns) * np.finfo(float).eps]
+    k = len(members) - 1 + basis.shape[1]
     dof = n - 2 - k
     if np.ptp(xa) == 0 or np.ptp(ya) == 0 or dof < 2:
         return Estimate.insufficient(n, "insufficient data: no variation to correlate")
-    residuals = []
-    for v in (stats.rankdata(xa), stats.rankdata(ya)):
-        coef, *_ = np.linalg.lstsq(basis, v, rcond=None)
-        residuals.append(v - basis @ coef)
-    rx, ry = residuals
+    residuals = targets - basis @ (basis.T @ targets)
+    rx, ry = residuals.T
     denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
     if denom <= 1e-9 * n * n:
         return Estimate.insufficient(n, "insufficient data: usage is fully explained by "
@@ -169,16 +178,51 @@ def partial_rank_correlation(x: ArrayLike, y: ArrayLike, controls: Sequence[Arra
     return Estimate(rho, ci, p, n)
 
 
-def _delong(pos: Array, neg: Array) -> tuple[float, float]:
-    """AUC of positives over negatives and DeLong's variance of it."""
-    m, k = len(pos), len(neg)
-    tx, ty = stats.rankdata(pos), stats.rankdata(neg)
-    tz = stats.rankdata(np.concatenate([pos, neg]))
-    value = (tz[:m].sum() - m * (m + 1) / 2) / (m * k)
-    v01 = (tz[:m] - tx) / k
-    v10 = 1 - (tz[m:] - ty) / m
-    var = np.var(v01, ddof=1) / m + np.var(v10, ddof=1) / k
-    return float(value), float(max(var, 0.0))
+def _midranks(codes: NDArray[np.int64], values: Array) -> Array:
+    """Average ranks (1-based, ties share their mean) of ``values`` within each code, for
+    rows sorted by code and then value: scipy's rankdata, stratum by stratum, at once."""
+    n = len(codes)
+    new_code = np.ones(n, bool)
+    new_code[1:] = codes[1:] != codes[:-1]
+    new_run = new_code.copy()
+    new_run[1:] |= values[1:] != values[:-1]
+    run_start = np.flatnonzero(new_run)
+    run_end = np.append(run_start[1:], n) - 1
+    run = np.cumsum(new_run) - 1
+    code_start = np.maximum.accumulate(np.where(new_code, np.arange(n), 0))
+    return (run_start[run] + run_end[run]) / 2 - code_start + 1
+
+
+def _delong(scores: Array, positive: NDArray[np.bool_], codes: NDArray[np.int64]
+            ) -> tuple[Array, Array, NDArray[np.int64], NDArray[np.int64]]:
+    """Per stratum (codes 0, 1, ...): AUC of its positives over its negatives, DeLong's
+    variance of it, and its numbers of positives and negatives.
+
+    One sort by stratum and score serves every stratum: thousands of month x age strata
+    over a 300,000-row panel took seconds ranked one by one.
+    """
+    order = np.lexsort((scores, codes))
+    g, s, y = codes[order], scores[order], positive[order]
+    strata = int(g[-1]) + 1 if len(g) else 0
+    g_pos, g_neg = g[y], g[~y]
+    m = np.bincount(g_pos, minlength=strata)
+    k = np.bincount(g_neg, minlength=strata)
+    tz = _midranks(g, s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = (np.bincount(g_pos, tz[y], strata) - m * (m + 1) / 2) / (m * k)
+        v01 = (tz[y] - _midranks(g_pos, s[y])) / k[g_pos]
+        v10 = 1 - (tz[~y] - _midranks(g_neg, s[~y])) / m[g_neg]
+        var = _variances(g_pos, v01, m) / m + _variances(g_neg, v10, k) / k
+    unranked = np.bincount(g, np.isnan(s), strata) > 0  # NaN ranks NaN, as in scipy
+    value[unranked] = np.nan
+    var[unranked] = np.nan
+    return value, np.where(var < 0, 0.0, var), m, k
+
+
+def _variances(codes: NDArray[np.int64], values: Array, counts: NDArray[np.int64]) -> Array:
+    """Sample variance (ddof 1) of ``values`` per code; ``counts`` = values per code."""
+    mean = np.bincount(codes, values, len(counts)) / counts
+    return np.bincount(codes, (values - mean[codes]) ** 2, len(counts)) / (counts - 1)
 
 
 def stratified_auc(scores: ArrayLike, positive: ArrayLike, strata: ArrayLike, *,
@@ -192,25 +236,14 @@ def stratified_auc(scores: ArrayLike, positive: ArrayLike, strata: ArrayLike, *,
         return Estimate.insufficient(
             len(s), f"insufficient data: {m} positive and {k} negative accounts, need "
             f"{min_class} of each")
-    total_w, value, var = 0.0, 0.0, 0.0
-    # each stratum's rows by one stable sort, not a comparison of every row per stratum
-    # (thousands of month x age strata over a 300,000-row panel took seconds)
-    codes = np.unique(g, return_inverse=True)[1].ravel()
-    order = np.argsort(codes, kind="stable")
-    for rows in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
-        inside_s, inside_y = s[rows], y[rows]
-        pos, neg = inside_s[inside_y], inside_s[~inside_y]
-        if len(pos) < 2 or len(neg) < 2:
-            continue
-        a, v = _delong(pos, neg)
-        w = float(len(pos) * len(neg))
-        total_w += w
-        value += w * a
-        var += w * w * v
+    aucs, variances, pos, neg = _delong(s, y, np.unique(g, return_inverse=True)[1].ravel())
+    used = (pos >= 2) & (neg >= 2)
+    w = (pos * neg)[used].astype(float)
+    total_w = float(w.sum())
     if total_w == 0:
         return Estimate.insufficient(len(s), "insufficient data: no stratum has both outcomes")
-    value /= total_w
-    se = math.sqrt(var) / total_w
+    value = float(w @ aucs[used]) / total_w
+    se = math.sqrt(float((w * w) @ variances[used])) / total_w
     p = 1.0 if se == 0 else float(2 * stats.norm.sf(abs(value - 0.5) / se))
     ci = (max(0.0, value - 1.959964 * se), min(1.0, value + 1.959964 * se))
     return Estimate(value, ci, p, len(s))
@@ -226,8 +259,8 @@ def auc(scores: ArrayLike, positive: ArrayLike, *, min_class: int) -> Estimate:
         return Estimate.insufficient(
             len(s), f"insufficient data: {m} positive and {k} negative accounts, need "
             f"{min_class} of each")
-    value, var = _delong(pos, neg)
-    se = math.sqrt(var)
+    values, variances, *_ = _delong(s, y, np.zeros(len(s), np.int64))
+    value, se = float(values[0]), math.sqrt(variances[0])
     ci = (max(0.0, value - 1.959964 * se), min(1.0, value + 1.959964 * se))
     if np.ptp(s) == 0:
         p = 1.0
@@ -314,20 +347,64 @@ def _best_j(group_pos: NDArray[Any], group_neg: NDArray[Any],
     """
     pos = np.atleast_2d(group_pos)
     neg = np.atleast_2d(group_neg)
-    total_pos = pos.sum(axis=1, keepdims=True)
-    total_neg = neg.sum(axis=1, keepdims=True)
-    # below[k] = accounts with value < unique[k]
-    below_pos = np.cumsum(pos, axis=1) - pos
-    below_neg = np.cumsum(neg, axis=1) - neg
+    # counts are whole numbers, exact in floats however summed; in-place arithmetic spares
+    # the (resamples, levels) temporaries, most of the time on thousands of levels
+    below_pos = np.cumsum(pos, axis=1, dtype=float)
+    below_pos -= pos  # below[k] = accounts with value < unique[k]
+    below_neg = np.cumsum(neg, axis=1, dtype=float)
+    below_neg -= neg
+    total_pos = below_pos[:, -1:] + pos[:, -1:]
+    total_neg = below_neg[:, -1:] + neg[:, -1:]
     n_below = below_pos + below_neg
-    n_above = (total_pos + total_neg) - n_below
+    enough = (n_below >= min_side) & (n_below <= total_pos + total_neg - min_side)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sens = (total_pos - below_pos) / total_pos
-        spec = below_neg / total_neg
-    j = sens + spec - 1
-    j = np.where((n_below >= min_side) & (n_above >= min_side), j, -np.inf)
+        j = np.subtract(total_pos, below_pos, out=below_pos)
+        j /= total_pos  # sensitivity
+        j += np.divide(below_neg, total_neg, out=below_neg)  # specificity
+    j -= 1
+    j[~enough] = -np.inf
     best = np.argmax(j, axis=1)
     return best, j[np.arange(len(best)), best]
+
+
+def _subsets(rng: np.random.Generator, sizes: NDArray[np.int64], picks: NDArray[np.int64],
+             rows: int) -> NDArray[np.int64]:
+    """(rows, picks.sum()) positions: per row, ``picks[s]`` distinct members of each segment s
+    of ``sizes[s]`` positions (segments numbered one after another), segment by segment.
+
+    The members are those ``rng.choice(sizes[s], picks[s], replace=False, shuffle=False)``
+    picks for each row and segment in turn, however they are made, so seeded results stay.
+    A call costs some 8 us, most of the work with many small segments (tenure bands); then
+    the same random numbers are drawn at once and numpy's algorithm is replayed for all rows
+    and segments together, one numpy step per pick, when that means fewer steps than calls.
+    """
+    offsets = np.cumsum(sizes) - sizes
+    most = int(picks.max(initial=0))
+    if most >= len(sizes) * rows:
+        return np.array([np.concatenate([o + rng.choice(m, k, replace=False, shuffle=False)
+                                         for m, k, o in zip(sizes, picks, offsets, strict=True)])
+                         for _ in range(rows)], np.int64).reshape(rows, -1)
+    # Generator.choice draws t uniform on 0..j for each j from size - k to size - 1 and runs
+    # Floyd's algorithm (t joins unless already in, then j does); for a large segment and k
+    # above 1/20 of it, it draws the same t in the reverse order of j for a partial
+    # Fisher-Yates shuffle from the tail, which picks the same members as Floyd's.
+    segment = np.repeat(np.arange(len(sizes)), picks)
+    start = (np.cumsum(picks) - picks)[segment]
+    step = np.arange(len(segment)) - start  # Floyd's step of each column
+    j = sizes[segment] - picks[segment] + step
+    reverse = ((sizes > 10000) & (picks > sizes // 20))[segment]
+    drawn_as = start + np.where(reverse, picks[segment] - 1 - step, step)  # numpy's order
+    t = rng.integers(0, j[drawn_as] + 1, (rows, len(j)))[:, np.argsort(drawn_as)]
+    t += offsets[segment]
+    j += offsets[segment]
+    member = np.zeros((rows, int(sizes.sum())), bool)
+    for k in range(most):
+        cols = np.flatnonzero(step == k)
+        chosen = t[:, cols]
+        chosen = np.where(np.take_along_axis(member, chosen, 1), j[cols], chosen)
+        np.put_along_axis(member, chosen, True, 1)
+        t[:, cols] = chosen
+    return t
 
 
 def youden_cutoff(level: ArrayLike, positive: ArrayLike, *, rng: np.random.Generator,
@@ -367,29 +444,24 @@ def youden_cutoff(level: ArrayLike, positive: ArrayLike, *, rng: np.random.Gener
     # a tenth of the cost.
     labels = np.zeros(n, np.int64) if strata is None else np.unique(
         np.asarray(strata), return_inverse=True)[1]
-    order = np.argsort(labels, kind="stable")
-    draws: list[tuple[NDArray[np.int64], int]] = []  # (levels of a stratum, accounts drawn)
-    signs: list[NDArray[np.float64]] = []  # +1 for a drawn positive, -1 for a drawn negative
-    base = np.zeros(u)  # positives of the strata whose negatives are drawn
-    for members in np.split(order, np.flatnonzero(np.diff(labels[order])) + 1):
-        positives = int(y[members].sum())
-        negatives = len(members) - positives
-        drawn_negatives = negatives < positives
-        draws.append((group[members], min(positives, negatives)))
-        signs.append(np.full(min(positives, negatives), -1.0 if drawn_negatives else 1.0))
-        if drawn_negatives:
-            base += np.bincount(group[members], minlength=u)
-    weights = np.concatenate(signs)
+    level_by_stratum = group[np.argsort(labels, kind="stable")]
+    stratum_sizes = np.bincount(labels)
+    positives = np.bincount(labels, weights=y).astype(np.int64)
+    drawn_negatives = stratum_sizes - positives < positives
+    drawn = np.minimum(positives, stratum_sizes - positives)
+    # +1 for a drawn positive, -1 for a drawn negative; base: positives of the strata whose
+    # negatives are drawn
+    weights = np.repeat(np.where(drawn_negatives, -1.0, 1.0), drawn)
+    base = np.bincount(level_by_stratum, weights=np.repeat(drawn_negatives, stratum_sizes),
+                       minlength=u)
     exceed = 0
-    batch = max(1, _BATCH_CELLS // u)
+    batch = max(1, _BATCH_CELLS // n)
     done = 0
     while done < permutations:
         b = min(batch, permutations - done)
-        pos_b = np.empty((b, u))
-        for row in range(b):
-            drawn = np.concatenate([levels[rng.choice(len(levels), k, replace=False,
-                                                      shuffle=False)] for levels, k in draws])
-            pos_b[row] = base + np.bincount(drawn, weights=weights, minlength=u)
+        picked = level_by_stratum[_subsets(rng, stratum_sizes, drawn, b)]
+        pos_b = base + np.bincount((np.arange(b)[:, None] * u + picked).ravel(),
+                                   weights=np.tile(weights, b), minlength=b * u).reshape(b, u)
         _, jb = _best_j(pos_b, (pos + neg)[None, :] - pos_b, min_side)
         exceed += int((jb >= j - 1e-12).sum())
         done += b

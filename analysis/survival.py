@@ -127,15 +127,16 @@ def _efron_newton(x: np.ndarray, tenure: np.ndarray, churned: np.ndarray,
                   entry: np.ndarray) -> tuple[float, float] | None:
     """(coefficient, standard error) of a one-covariate Cox model, Efron ties, delayed entry.
 
-    At event time t the risk set is every account with entry < t <= tenure; its sums of
-    exp(bx) x^k are suffix sums over tenure minus those over entry, found by binary search.
+    At event time t the risk set is every account with entry < t <= tenure. Its sums of
+    exp(bx) x^k are suffix sums over the event times, each account's term put at the last
+    event time up to its tenure and taken off at the last one up to its entry; where those
+    fall is found once, so a Newton step is a few passes over the accounts.
     """
     xc = x - x.mean()
     times = np.unique(tenure[churned])
-    by_tenure = np.argsort(tenure)
-    by_entry = np.argsort(entry)
-    at_tenure = np.searchsorted(tenure[by_tenure], times, side="left")
-    at_entry = np.searchsorted(entry[by_entry], times, side="left")
+    # account i is at risk at times[t] for t below stop[i] and not below stop[n + i]
+    stop = np.concatenate([np.searchsorted(times, tenure, side="right"),
+                           np.searchsorted(times, entry, side="right")])
     slot = np.searchsorted(times, tenure[churned])
     ties = np.bincount(slot, minlength=len(times))
     group = np.repeat(np.arange(len(times)), ties)
@@ -145,11 +146,9 @@ def _efron_newton(x: np.ndarray, tenure: np.ndarray, churned: np.ndarray,
     def moments(beta: float) -> tuple[float, float, float]:
         w = np.exp(beta * xc)
         powers = np.vstack([w, w * xc, w * xc * xc])  # (3, n)
-        risk = []
-        for order in (by_tenure, by_entry):
-            suffix = np.cumsum(powers[:, order][:, ::-1], axis=1)[:, ::-1]
-            risk.append(np.hstack([suffix, np.zeros((3, 1))]))
-        s = risk[0][:, at_tenure] - risk[1][:, at_entry]  # (3, event times)
+        s = np.vstack([np.cumsum(np.bincount(stop, np.concatenate([p, -p]),
+                                             len(times) + 1)[::-1])[-2::-1]
+                       for p in powers])  # (3, event times)
         d = np.vstack([np.bincount(slot, weights=p, minlength=len(times))
                        for p in powers[:, churned]])
         a = s[:, group] - share * d[:, group]

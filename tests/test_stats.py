@@ -57,6 +57,38 @@ def test_partial_spearman_matches_residuals_of_ranks(rng: np.random.Generator) -
     assert abs(sps.spearmanr(x, y).statistic) > 0.8 and abs(est.value) < 0.15
 
 
+@pytest.mark.filterwarnings("ignore:The design matrix is rank-deficient")
+@pytest.mark.parametrize("case", ["plain", "control_fixed_by_group", "repeated_control",
+                                  "single_account_groups"])
+def test_partial_rank_correlation_within_groups_matches_ols_on_the_full_design(
+        rng: np.random.Generator, case: str) -> None:
+    """Residuals of ranks on [1, ranked controls, one indicator per group but the first] by
+    statsmodels, and the t test on n - 2 - (rank of that design - 1) degrees of freedom:
+    also when a control adds nothing to the groups or to another control."""
+    n = 300
+    groups = rng.integers(0, 6, n)
+    tenure = rng.uniform(30, 700, n)
+    cases: dict[str, list[np.ndarray]] = {
+        "plain": [tenure], "control_fixed_by_group": [tenure, groups * 10.0],
+        "repeated_control": [tenure, np.log(tenure)], "single_account_groups": [tenure]}
+    controls = cases[case]
+    if case == "single_account_groups":
+        groups[:3] = [10, 11, 12]
+    x = rng.normal(size=n) + groups + tenure / 100
+    y = 0.3 * x + groups + rng.normal(size=n)
+    ours = stats.partial_rank_correlation(x, y, controls, min_n=30, groups=groups)
+    dummies = (groups[:, None] == np.unique(groups)[None, 1:]).astype(float)
+    design = np.column_stack([np.ones(n)] + [sps.rankdata(c) for c in controls] + [dummies])
+    rx = sm.OLS(sps.rankdata(x), design).fit().resid
+    ry = sm.OLS(sps.rankdata(y), design).fit().resid
+    ref = np.corrcoef(rx, ry)[0, 1]
+    dof = n - 2 - (np.linalg.matrix_rank(design) - 1)
+    assert dof == n - 2 - len(np.unique(groups))  # one control counts (log: the same ranks)
+    assert ours.value == pytest.approx(ref, abs=1e-10)
+    t = ref * np.sqrt(dof / (1 - ref**2))
+    assert ours.p == pytest.approx(2 * sps.t.sf(abs(t), dof), rel=1e-8)
+
+
 def test_auc_matches_mann_whitney_and_delong_matches_bootstrap(rng: np.random.Generator) -> None:
     pos = rng.poisson(6, 300).astype(float)
     neg = rng.poisson(4, 200).astype(float)
@@ -75,6 +107,39 @@ def test_auc_matches_mann_whitney_and_delong_matches_bootstrap(rng: np.random.Ge
     assert est.ci is not None
     assert est.ci[0] == pytest.approx(boot.confidence_interval.low, abs=0.015)
     assert est.ci[1] == pytest.approx(boot.confidence_interval.high, abs=0.015)
+
+
+def _delong_by_pairs(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+    """AUC and DeLong's variance from every positive-negative pair (ties count half)."""
+    wins = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    return float(wins.mean()), (np.var(wins.mean(axis=1), ddof=1) / len(pos)
+                                + np.var(wins.mean(axis=0), ddof=1) / len(neg))
+
+
+def test_stratified_auc_matches_delong_from_pairs_stratum_by_stratum(
+        rng: np.random.Generator) -> None:
+    """Tied scores, strata of every size, and strata that lack a second positive or
+    negative (left out): the pair-weighted mean of the strata's AUCs, and its DeLong CI."""
+    strata = np.concatenate([rng.integers(0, 40, 1500), [40, 40, 40, 41, 41, 42]])
+    positive = rng.random(len(strata)) < 0.1 + strata / 60
+    positive[-6:] = [True, False, False, True, True, False]  # 40 and 42: one positive
+    score = rng.poisson(3 + (strata % 7) + positive, len(strata)).astype(float)
+    ours = stats.stratified_auc(score, positive, strata.astype(str), min_class=20)
+    aucs, variances, weights = [], [], []
+    for s in np.unique(strata):
+        pos, neg = score[(strata == s) & positive], score[(strata == s) & ~positive]
+        if len(pos) >= 2 and len(neg) >= 2:
+            a, v = _delong_by_pairs(pos, neg)
+            aucs.append(a)
+            variances.append(v)
+            weights.append(len(pos) * len(neg))
+    assert 30 < len(weights) < 42
+    w = np.array(weights, float)
+    value = float(w @ aucs / w.sum())
+    se = math.sqrt(float(w**2 @ variances)) / w.sum()
+    assert ours.value == pytest.approx(value, abs=1e-12)
+    assert ours.ci == pytest.approx((value - 1.959964 * se, value + 1.959964 * se), abs=1e-12)
+    assert ours.p == pytest.approx(2 * sps.norm.sf(abs(value - 0.5) / se), rel=1e-9)
 
 
 def test_auc_needs_both_classes() -> None:
@@ -134,6 +199,25 @@ def test_youden_cutoff_on_noise_does_not_beat_chance(rng: np.random.Generator) -
     y = rng.random(1000) < 0.5
     cut = stats.youden_cutoff(x, y, rng=rng, resamples=50, permutations=200, min_accounts=30)
     assert isinstance(cut, stats.Cutoff) and cut.p_value > 0.05
+
+
+@pytest.mark.parametrize("rows", [3, 150])
+def test_subsets_are_the_picks_of_rng_choice(rows: int) -> None:
+    """Called per row and segment (3 rows) or replayed at once (150 rows), the members are
+    those rng.choice picks, the generator ends in the same state: seeded p-values stay. The
+    large segment is one numpy draws for a shuffle from the tail, not Floyd's algorithm."""
+    sizes = np.array([5, 12000, 30, 1, 200])
+    picks = np.array([2, 700, 0, 1, 100])
+    ours_rng, ref_rng = np.random.default_rng(3), np.random.default_rng(3)
+    ours = stats._subsets(ours_rng, sizes, picks, rows)
+    bounds = np.cumsum(picks)[:-1]
+    offsets = np.cumsum(sizes) - sizes
+    for row in ours:
+        for segment, size, k, offset in zip(np.split(row, bounds), sizes, picks, offsets,
+                                            strict=True):
+            expected = ref_rng.choice(size, k, replace=False, shuffle=False)
+            assert sorted(segment - offset) == sorted(expected)
+    assert ours_rng.random() == ref_rng.random()
 
 
 def test_youden_permutations_within_strata_match_shuffling_every_label(
