@@ -309,28 +309,6 @@ def levels_at(source: Source, metrics: Sequence[str], at: dt.date,
     return window_levels(source, metrics, anchors)
 
 
-def levels_on_dates(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
-                    window_days: int, side: SourceOpener | None = None
-                    ) -> dict[dt.date, pd.DataFrame]:
-    """:func:`levels_at` for each of ``dates`` (e.g. a year of weekly levels).
-
-    SQLite answers each date fastest on its own (an index seek per account); other engines
-    get every date in one pass: PostgreSQL's hash joins, and the parallel workers each of
-    its statements starts, then pay off once instead of once per date (52 weeks: 2x).
-    With ``side``, two dates (or two halves of the dates) at a time.
-    """
-    if source.conn.dialect.name == "sqlite":
-        return dict(zip(dates, side_by_side(source, side, [
-            functools.partial(levels_at, metrics=metrics, at=day, window_days=window_days)
-            for day in dates]), strict=True))
-    half = len(dates) // 2 if side else 0
-    parts = [part for part in (dates[:half], dates[half:]) if part]
-    return {day: frame for levels in side_by_side(source, side, [
-        functools.partial(levels_in_one_pass, metrics=metrics, dates=part,
-                          window_days=window_days, interval_at=max(dates)) for part in parts])
-            for day, frame in levels.items()}
-
-
 def levels_in_one_pass(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
                        window_days: int, interval_at: dt.date | None = None
                        ) -> dict[dt.date, pd.DataFrame]:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from analysis import features, ledger
+from analysis import features, ledger, sweep
 from analysis.alerts import (
     Backtest,
     Crossing,
@@ -357,9 +357,9 @@ class Context:
         missing = [m for m in metrics if any((m, day) not in cache for day in dates)]
         if missing:
             with self.sources.connect() as source:
-                frames = features.levels_on_dates(source, missing, dates,
-                                                  self.dataset.windows.window_days,
-                                                  side=self.sources.side)
+                frames = sweep.levels_on_dates(source, missing, dates,
+                                               self.dataset.windows.window_days,
+                                               side=self.sources.side)
             cache.update({(m, day): frame[m] for day, frame in frames.items() for m in missing})
         return {(m, d): cache[m, d] for m in metrics for d in dates}
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from analysis import features
+from analysis import features, sweep
 from analysis.catalog import Metric
 from analysis.dataset import load_dataset
 from analysis.db import ensure_schema, make_engine
@@ -90,7 +90,7 @@ def test_levels_of_many_dates_in_one_pass_equal_each_date_alone(
     with engine.connect() as conn:
         source = imported(conn)
         together = features.levels_in_one_pass(source, metrics, dates, 28)
-        assert features.levels_on_dates(source, metrics, dates[:2], 28).keys() == {*dates[:2]}
+        assert sweep.levels_on_dates(source, metrics, dates[:2], 28).keys() == {*dates[:2]}
         for day in dates:
             alone = features.levels_at(source, metrics, day, 28)
             pd.testing.assert_frame_equal(together[day].sort_index(), alone.sort_index(),
@@ -104,7 +104,7 @@ def test_levels_of_many_dates_in_one_pass_equal_each_date_alone(
     # two at a time on two connections: the same frames
     sources = DataSources(engine)
     with sources.connect() as source:
-        side = features.levels_on_dates(source, metrics, before + dates, 28, side=sources.side)
+        side = sweep.levels_on_dates(source, metrics, before + dates, 28, side=sources.side)
     for day in dates:
         pd.testing.assert_frame_equal(side[day].sort_index(), together[day].sort_index(),
                                       check_names=False)
