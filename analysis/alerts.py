@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis.dataset import Dataset
@@ -238,6 +240,36 @@ class Backtest:
         return self.expansions_caught / self.expansions if self.expansions else None
 
 
+def _replayed_crossings(rule: Rule, levels: Sequence[pd.Series], eligible: set[Any] | None,
+                        hysteresis: float) -> list[tuple[str, int]]:
+    """(account, week) of each crossing of ``rule`` over weekly ``levels``, armed as live
+    alerts are: an account already above in the first week starts disarmed; a crossing
+    disarms it until it falls below the threshold less the hysteresis.
+
+    Week by week over every account at once: account by account, 52 weeks of 30,000
+    accounts took over a second per rule.
+    """
+    every = [np.asarray(week.index, dtype=object) for week in levels]
+    accounts = pd.Index(np.unique(np.concatenate(every))) if every else pd.Index([])
+    allowed = (np.ones(len(accounts), bool) if eligible is None
+               else accounts.isin(list(eligible)))
+    armed = np.full(len(accounts), -1, np.int8)  # -1: not seen yet, then 0 or 1
+    fired: list[tuple[str, int]] = []
+    for k, week in enumerate(levels):
+        at = accounts.get_indexer(week.index)
+        value = week.to_numpy(float)
+        kept = allowed[at]
+        at, value = at[kept], value[kept]
+        above = value >= rule.threshold
+        new = armed[at] < 0
+        armed[at[new]] = ~(above[new] & (k == 0))
+        crossing = above & (armed[at] == 1)
+        fired += [(str(a), k) for a in accounts[at[crossing]]]
+        armed[at[crossing]] = 0
+        armed[at[~above & (value < rule.threshold * (1 - hysteresis))]] = 1
+    return fired
+
+
 def backtest(rule: Rule, weekly_levels: Mapping[dt.date, pd.Series],
              plans: pd.Series, increases: pd.DataFrame, hysteresis: float,
              horizon_days: int = 90) -> Backtest:
@@ -248,21 +280,9 @@ def backtest(rule: Rule, weekly_levels: Mapping[dt.date, pd.Series],
     Accounts already above the threshold in the first week start disarmed.
     """
     dates = sorted(weekly_levels)
-    armed: dict[object, bool] = {}
-    fired: list[tuple[str, pd.Timestamp]] = []
     eligible = set(plans.index[plans.isin(rule.plans)]) if rule.plans else None
-    for k, day in enumerate(dates):
-        for account_id, value in weekly_levels[day].items():
-            if eligible is not None and account_id not in eligible:
-                continue
-            above = value >= rule.threshold
-            if account_id not in armed:
-                armed[account_id] = not (above and k == 0)
-            if above and armed[account_id]:
-                fired.append((str(account_id), pd.Timestamp(day)))
-                armed[account_id] = False
-            elif not above and value < rule.threshold * (1 - hysteresis):
-                armed[account_id] = True
+    fired = [(account_id, pd.Timestamp(dates[k])) for account_id, k in _replayed_crossings(
+        rule, [weekly_levels[day] for day in dates], eligible, hysteresis)]
     horizon = pd.Timedelta(days=horizon_days)
     events = increases.assign(month=pd.to_datetime(increases["month"]))
     if dates:

@@ -297,6 +297,45 @@ def test_backtest_base_rate_matches_a_direct_count() -> None:
     assert result.evidence.hit_rate == result.share_followed
 
 
+def test_backtest_crossings_follow_the_live_arming_account_by_account() -> None:
+    """The week-by-week replay over all accounts at once against the rule applied to each
+    account in turn: first week above starts disarmed, hysteresis, plans, missing levels."""
+    rng = np.random.default_rng(11)
+    dates = [dt.date(2025, 1, 6) + dt.timedelta(weeks=k) for k in range(30)]
+    accounts = [f"a{i}" for i in range(120)]
+    plans = pd.Series(rng.choice(["team", "pro"], len(accounts)), index=accounts)
+    levels = {}
+    for d in dates:  # accounts come and go, a few levels are missing
+        present = [a for a in accounts if rng.random() < 0.9]
+        values = rng.normal(15, 3, len(present))
+        values[rng.random(len(present)) < 0.05] = np.nan
+        levels[d] = pd.Series(values, index=present)
+    for rule in (Rule("r", "m", 16.0), Rule("p", "m", 14.0, ("pro",))):
+        armed: dict[str, bool] = {}
+        expected: list[tuple[str, pd.Timestamp]] = []
+        for k, d in enumerate(dates):
+            for account, value in levels[d].items():
+                if rule.plans and plans[account] not in rule.plans:
+                    continue
+                above = value >= rule.threshold
+                if account not in armed:
+                    armed[account] = not (above and k == 0)
+                if above and armed[account]:
+                    expected.append((account, pd.Timestamp(d)))
+                    armed[account] = False
+                elif not above and value < rule.threshold * 0.9:
+                    armed[account] = True
+        increases = pd.DataFrame({  # a month after every third crossing
+            "account_id": [a for a, _ in expected[::3]],
+            "month": [(d + pd.Timedelta(days=30)).date() for _, d in expected[::3]]})
+        result = backtest(rule, levels, plans, increases, 0.1, 90)
+        months = pd.to_datetime(increases["month"])
+        followed = sum(bool(((months > d) & (months <= d + pd.Timedelta(days=90))
+                             & (increases["account_id"] == a)).any()) for a, d in expected)
+        assert len(expected) > 50
+        assert (result.alerts, result.followed_by_expansion) == (len(expected), followed)
+
+
 def test_alert_evidence_is_replayed_once_for_every_rule_that_fires(
         planted_ctx: reports.Context) -> None:
     """The rules that fire are replayed together (their metrics share each date's query),
