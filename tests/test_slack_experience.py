@@ -332,8 +332,11 @@ def test_backtest_crossings_follow_the_live_arming_account_by_account() -> None:
         months = pd.to_datetime(increases["month"])
         followed = sum(bool(((months > d) & (months <= d + pd.Timedelta(days=90))
                              & (increases["account_id"] == a)).any()) for a, d in expected)
-        assert len(expected) > 50
-        assert (result.alerts, result.followed_by_expansion) == (len(expected), followed)
+        caught = sum(any(a == b and m - pd.Timedelta(days=90) <= d < m for b, d in expected)
+                     for a, m in zip(increases["account_id"], months, strict=True))
+        assert len(expected) > 50 and 0 < caught
+        assert (result.alerts, result.followed_by_expansion, result.expansions_caught) == (
+            len(expected), followed, caught)
 
 
 def test_alert_evidence_is_replayed_once_for_every_rule_that_fires(
