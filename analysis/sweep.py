@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from analysis.sources import Source, SourceOpener, side_by_side
 
 Days = NDArray[np.int64]
 NO_CHURN = np.iinfo(np.int64).max // 4  # a day number after any date
+FETCH_ROWS = 100_000  # rows taken from the driver at a time
 
 
 def levels_on_dates(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
@@ -145,15 +146,12 @@ class _Series:
                                      u.c.value).where(u.c.metric == metric.name,
                                                       u.c.date < start, u.c.date > earliest)
                               .group_by(u.c.account_id))
-        rows = [row for statement in statements for row in _fetched(source, statement)]
-        # a column at a time (zip(*rows) over a million rows takes ten times as long), and
-        # each distinct account looked up once
-        seen, names = pd.factorize(np.array([row[0] for row in rows], object))
-        codes = ids.get_indexer(pd.Index(names))[seen] if len(rows) else np.zeros(0, np.int64)
-        known = codes >= 0  # rows of unknown accounts are left out, as every query does
-        day = _days(np.array([row[1] for row in rows], "datetime64[D]"))
-        value = np.array([row[2] for row in rows], float)
-        return cls(codes[known].astype(np.int64), day[known], value[known])
+        parts = [_columns(chunk, ids) for statement in statements
+                 for chunk in _fetched(source, statement)]
+        account, day, value = (np.concatenate(c) for c in zip(*parts, strict=True)) if parts \
+            else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        known = account >= 0  # rows of unknown accounts are left out, as every query does
+        return cls(account[known], day[known], value[known])
 
     def levels(self, account: Days, first: Days, stop: Days, interval: float | None,
                max_age_days: int) -> NDArray[np.float64]:
@@ -184,18 +182,30 @@ class _Series:
         return np.where(holds, self.value[before], level)
 
 
-def _fetched(source: Source, statement: Any) -> list[Any]:
-    """The rows of ``statement`` straight from the driver: SQLAlchemy's rows cost a
-    microsecond each, as much as SQLite's reading of them, over millions of snapshots."""
+def _fetched(source: Source, statement: Any) -> Iterator[Sequence[Any]]:
+    """The rows of ``statement`` straight from the driver, FETCH_ROWS at a time: SQLAlchemy's
+    rows cost a microsecond each, as much as SQLite's reading of them, and a million rows
+    as Python tuples take hundreds of MB, where their arrays take tens."""
     compiled = statement.compile(dialect=source.conn.dialect)
     params = compiled.construct_params()
     cursor = source.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        return cursor.execute(str(compiled), [_bound(params[name])
-                                              for name in compiled.positiontup or ()]
-                              ).fetchall()
+        cursor.execute(str(compiled), [_bound(params[name])
+                                       for name in compiled.positiontup or ()])
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            yield rows
     finally:
         cursor.close()
+
+
+def _columns(rows: Sequence[Any], ids: pd.Index) -> tuple[Days, Days, NDArray[np.float64]]:
+    """(account position in ``ids``, -1 if none; day number; value) of (account_id, ISO
+    date, value) rows: a column at a time (zip(*rows) takes ten times as long), each
+    distinct account looked up once."""
+    seen, names = pd.factorize(np.array([row[0] for row in rows], object))
+    account = ids.get_indexer(pd.Index(names))[seen].astype(np.int64)
+    return (account, _days(np.array([row[1] for row in rows], "datetime64[D]")),
+            np.array([row[2] for row in rows], float))
 
 
 def _bound(value: Any) -> Any:

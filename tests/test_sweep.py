@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy import Engine, insert
 
 from analysis import features, schema, sweep
@@ -64,7 +65,9 @@ def _company(engine: Engine, seed: int = 7) -> None:
         conn.execute(insert(schema.events), events)
 
 
-def test_levels_on_dates_equal_each_date_asked_alone(engine: Engine) -> None:
+def test_levels_on_dates_equal_each_date_asked_alone(engine: Engine,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep, "FETCH_ROWS", 97)  # snapshots arrive in many chunks
     _company(engine)
     names = [m.name for m in CATALOG]
     # weekly dates from before the first signup to after most churns, a 28-day window
