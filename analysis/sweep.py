@@ -1,4 +1,4 @@
-"""Levels of every active account on many dates, from one read of each metric (SQLite).
+"""Levels of every active account on many dates, from one read of each metric.
 
 The alert replay asks for every active account's level on 52 weekly dates. Asked window by
 window (:func:`analysis.features.window_levels`), SQLite probes the key once per account,
@@ -12,10 +12,12 @@ signup if that is later; a state metric's level is the mean of its snapshots the
 last snapshot before the window if no older than ``max_age_days``; a count metric's is the
 total per snapshot interval of exposure. Levels are rounded to the same digits.
 
-Only snapshots of the imported table qualify: its key makes a date unique per account and
-metric, and SQLite reads a range of its index in C. Event metrics, ``[source]`` queries and
-other engines keep the statements of :mod:`analysis.features`, which PostgreSQL answers for
-all dates in one pass.
+Only snapshots of the imported table on SQLite or PostgreSQL qualify: its key makes a date
+unique per account and metric, and the rows come straight from the driver. Event metrics,
+``[source]`` queries and other engines keep the statements of :mod:`analysis.features`.
+Windows that do not overlap (the price-increase panel's months) gain nothing from a sweep:
+each snapshot is read once either way, and a probe per window costs what a row through
+Python does.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import String, and_, func, select, type_coerce
 
 from analysis import schema
 from analysis.catalog import Metric
@@ -52,44 +54,45 @@ def levels_on_dates(source: Source, metrics: Sequence[str], dates: Sequence[dt.d
     """:func:`analysis.features.levels_at` for each of ``dates`` (e.g. a year of weekly
     levels): a frame per date, indexed by the accounts active then, a column per metric.
 
-    On SQLite the imported snapshot metrics are swept (this module), the rest asked date by
-    date, two at a time with ``side``; other engines get every date in one pass: PostgreSQL's
-    hash joins, and the parallel workers each of its statements starts, then pay off once
-    instead of once per date (52 weeks: 2x). A count metric's snapshot interval is measured
+    Imported snapshot metrics are swept (this module). The rest are asked date by date on
+    SQLite, which answers each date fastest on its own (an index seek per account), and
+    for every date in one pass elsewhere: PostgreSQL's hash joins, and the parallel workers
+    each of its statements starts, then pay off once instead of once per date (52 weeks:
+    2x). With ``side``, two jobs at a time. A count metric's snapshot interval is measured
     at the last date either way, so every date reads it alike.
     """
     interval_at = max(dates)
-    if source.conn.dialect.name != "sqlite":
-        half = len(dates) // 2 if side else 0
-        parts = [part for part in (dates[:half], dates[half:]) if part]
-        return {day: frame for levels in side_by_side(source, side, [
-            functools.partial(levels_in_one_pass, metrics=metrics, dates=part,
-                              window_days=window_days, interval_at=interval_at)
-            for part in parts]) for day, frame in levels.items()}
     swept = [m for m in metrics if sweepable(source, source.metric(m))]
     asked = [m for m in metrics if m not in swept]
-    jobs: list[Callable[[Source], Any]] = []
+    jobs: list[Callable[[Source], dict[dt.date, pd.DataFrame]]] = []
     if swept:
         jobs.append(functools.partial(swept_levels, metrics=swept, dates=dates,
                                       window_days=window_days, interval_at=interval_at))
     if asked or not swept:
-        jobs += [functools.partial(levels_at, metrics=asked, at=day, window_days=window_days)
-                 for day in dates]
-    results = side_by_side(source, side, jobs)
+        if source.conn.dialect.name == "sqlite":
+            jobs += [functools.partial(_levels_on, metrics=asked, day=day,
+                                       window_days=window_days) for day in dates]
+        else:
+            half = len(dates) // 2 if side else 0
+            jobs += [functools.partial(levels_in_one_pass, metrics=asked, dates=part,
+                                       window_days=window_days, interval_at=interval_at)
+                     for part in (dates[:half], dates[half:]) if part]
     frames: dict[dt.date, list[pd.DataFrame]] = {day: [] for day in dates}
-    if swept:
-        for day, frame in results.pop(0).items():
-            frames[day].append(frame)
-    if results:  # the dates' frames of the metrics not swept
-        for day, frame in zip(dates, results, strict=True):
+    for levels in side_by_side(source, side, jobs):
+        for day, frame in levels.items():
             frames[day].append(frame)
     return {day: pd.concat(parts, axis=1)[list(metrics)] for day, parts in frames.items()}
 
 
+def _levels_on(source: Source, metrics: Sequence[str], day: dt.date, window_days: int
+               ) -> dict[dt.date, pd.DataFrame]:
+    return {day: levels_at(source, metrics, day, window_days)}
+
+
 def sweepable(source: Source, metric: Metric) -> bool:
     """Whether :func:`swept_levels` can compute ``metric`` on ``source``."""
-    return (source.conn.dialect.name == "sqlite" and source.usage is schema.usage
-            and not metric.from_events)
+    return (source.conn.dialect.name in ("sqlite", "postgresql")
+            and source.usage is schema.usage and not metric.from_events)
 
 
 def swept_levels(source: Source, metrics: Sequence[str], dates: Sequence[dt.date],
@@ -138,14 +141,14 @@ class _Series:
         columns = (u.c.account_id, type_coerce(u.c.date, String), u.c.value)
         statements = [select(*columns).where(u.c.metric == metric.name, u.c.date >= start,
                                              u.c.date <= end)]
-        if metric.semantics == "state":
-            # a row an account: its latest date before start and, as SQLite fills a bare
-            # column from the row of the max(), that snapshot's value
+        if metric.semantics == "state":  # each account's latest snapshot before start
             earliest = start - dt.timedelta(days=metric.max_age_days)
-            statements.append(select(u.c.account_id, type_coerce(func.max(u.c.date), String),
-                                     u.c.value).where(u.c.metric == metric.name,
-                                                      u.c.date < start, u.c.date > earliest)
-                              .group_by(u.c.account_id))
+            latest = select(u.c.account_id, func.max(u.c.date).label("date")).where(
+                u.c.metric == metric.name, u.c.date < start, u.c.date > earliest,
+            ).group_by(u.c.account_id).subquery("latest")
+            statements.append(select(*columns).join(latest, and_(
+                latest.c.account_id == u.c.account_id, latest.c.date == u.c.date)
+            ).where(u.c.metric == metric.name))
         parts = [_columns(chunk, ids) for statement in statements
                  for chunk in _fetched(source, statement)]
         account, day, value = (np.concatenate(c) for c in zip(*parts, strict=True)) if parts \
@@ -190,8 +193,11 @@ def _fetched(source: Source, statement: Any) -> Iterator[Sequence[Any]]:
     params = compiled.construct_params()
     cursor = source.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(str(compiled), [_bound(params[name])
-                                       for name in compiled.positiontup or ()])
+        if compiled.positiontup is None:  # named parameters (psycopg): as they are
+            cursor.execute(str(compiled), params)
+        else:  # SQLite's: in order, dates as the ISO text they are stored as
+            cursor.execute(str(compiled), [_bound(params[name])
+                                           for name in compiled.positiontup])
         while rows := cursor.fetchmany(FETCH_ROWS):
             yield rows
     finally:

@@ -74,8 +74,7 @@ def test_levels_on_dates_equal_each_date_asked_alone(engine: Engine,
     dates = [START + dt.timedelta(weeks=k) - dt.timedelta(days=3) for k in range(0, 110, 3)]
     sources = DataSources(engine, catalog=CATALOG)
     with sources.connect() as source:
-        assert [sweep.sweepable(source, m) for m in CATALOG] == (
-            [True, True, True, False] if engine.dialect.name == "sqlite" else [False] * 4)
+        assert [sweep.sweepable(source, m) for m in CATALOG] == [True, True, True, False]
         together = sweep.levels_on_dates(source, names, dates, 28, side=sources.side)
     with engine.connect() as conn:
         source = imported(conn, CATALOG)
