@@ -277,8 +277,9 @@ def _outside_life_suspects(source: Source, table: Any, until: Any) -> Any:
     if table is schema.usage:  # the key is (account_id, metric, date): a seek per metric
         same.append(table.c.metric.in_(features.metrics_in_data(source)))
     return select(acc.c.account_id).where(or_(
-        exists().where(*same, when < acc.c.signup_date),
-        and_(acc.c.churn_date.is_not(None), exists().where(*same, when > acc.c.churn_date))))
+        exists().where(*same, when < acc.c.signup_date).correlate(acc),
+        and_(acc.c.churn_date.is_not(None),
+             exists().where(*same, when > acc.c.churn_date).correlate(acc))))
 
 
 def _unknown_accounts(source: Source, as_of: dt.date) -> list[Finding]:

@@ -58,9 +58,12 @@ def levels_on_dates(source: Source, metrics: Sequence[str], dates: Sequence[dt.d
     SQLite, which answers each date fastest on its own (an index seek per account), and
     for every date in one pass elsewhere: PostgreSQL's hash joins, and the parallel workers
     each of its statements starts, then pay off once instead of once per date (52 weeks:
-    2x). With ``side``, two jobs at a time. A count metric's snapshot interval is measured
-    at the last date either way, so every date reads it alike.
+    2x). With ``side``, two jobs at a time. A swept count metric's snapshot interval is
+    measured at the last date, as PostgreSQL's one pass measures it, so every date reads
+    it alike; one asked date by date on SQLite measures it at each date, as before.
     """
+    if not dates:
+        return {}
     interval_at = max(dates)
     swept = [m for m in metrics if sweepable(source, source.metric(m))]
     asked = [m for m in metrics if m not in swept]
@@ -116,7 +119,7 @@ def swept_levels(source: Source, metrics: Sequence[str], dates: Sequence[dt.date
             first = np.maximum(end - window_days + 1, signup[active])
             stop = np.minimum(end + 1, churn[active])
             level = series.levels(active, first, stop, interval, metric.max_age_days)
-            columns[day][name] = pd.Series(np.round(level, LEVEL_DIGITS), index=ids[active])
+            columns[day][name] = pd.Series(_rounded(level), index=ids[active])
     return {day: pd.DataFrame(cols, columns=list(metrics)).rename_axis("key").fillna(0.0)
             for day, cols in columns.items()}
 
@@ -126,8 +129,8 @@ class _Series:
     orders them and turns "this account's snapshots from day a to day b" into a range."""
 
     def __init__(self, account: Days, day: Days, value: NDArray[np.float64]) -> None:
-        self.origin = int(day.min(initial=0))
-        self.span = int(day.max(initial=0)) - self.origin + 2
+        self.origin = int(day.min()) if len(day) else 0
+        self.span = (int(day.max()) if len(day) else 0) - self.origin + 2
         order = np.lexsort((day, account))
         self.account, self.day, self.value = account[order], day[order], value[order]
         self.key = self.account * self.span + (self.day - self.origin)
@@ -167,8 +170,8 @@ class _Series:
         hi = np.maximum(lo, np.searchsorted(
             self.key, base + np.clip(stop - self.origin, 0, self.span - 1)))
         counted = hi - lo
-        # windows of ascending accounts are disjoint, ascending ranges: one reduceat sums
-        # them all ([lo, hi) at even positions; an empty range gives a stray value, dropped)
+        # one reduceat sums every window: [lo, hi) at even positions (an empty range gives a
+        # stray value, dropped), what lies between two windows at odd ones (dropped)
         bounds = np.empty(2 * len(lo), np.int64)
         bounds[0::2], bounds[1::2] = lo, hi
         total = np.add.reduceat(np.append(self.value, 0.0), bounds)[0::2]
@@ -191,7 +194,10 @@ def _fetched(source: Source, statement: Any) -> Iterator[Sequence[Any]]:
     as Python tuples take hundreds of MB, where their arrays take tens."""
     compiled = statement.compile(dialect=source.conn.dialect)
     params = compiled.construct_params()
-    cursor = source.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    driver: Any = source.conn.connection.dbapi_connection
+    # psycopg's plain cursor holds the whole result in memory: a named one streams it
+    cursor = (driver.cursor(name="valuemetric_sweep") if source.conn.dialect.name ==
+              "postgresql" else driver.cursor())
     try:
         if compiled.positiontup is None:  # named parameters (psycopg): as they are
             cursor.execute(str(compiled), params)
@@ -212,6 +218,16 @@ def _columns(rows: Sequence[Any], ids: pd.Index) -> tuple[Days, Days, NDArray[np
     account = ids.get_indexer(pd.Index(names))[seen].astype(np.int64)
     return (account, _days(np.array([row[1] for row in rows], "datetime64[D]")),
             np.array([row[2] for row in rows], float))
+
+
+def _rounded(levels: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Python's round, as window_levels rounds (numpy's differs on the last digit's halves
+    and on large values): a level on a learned threshold must fall on the same side of it
+    whichever way it came. Each distinct level once: most repeat (means of whole numbers)."""
+    distinct, where = np.unique(levels, return_inverse=True)
+    rounded = np.fromiter((round(level, LEVEL_DIGITS) for level in distinct.tolist()), float,
+                          len(distinct))
+    return rounded[where.ravel()]
 
 
 def _bound(value: Any) -> Any:

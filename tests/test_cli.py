@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,24 @@ def test_db_upgrade_says_which_revisions_it_applies(tmp_path: Path,
     said = capsys.readouterr()
     assert f"{url}: applying 0007 (usage clustered on its key on SQLite" in said.err
     assert f"upgraded 0006 -> {head_revision()}" in said.out
+
+
+def test_db_upgrade_refuses_usage_of_unknown_accounts_and_changes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "orphans.db"
+    cfg = _alembic_config()
+    with make_engine(f"sqlite:///{path}").begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+    with sqlite3.connect(path) as raw:  # another loader, foreign keys off
+        raw.execute("INSERT INTO usage VALUES ('ghost', 'seats', '2025-01-06', 3)")
+    assert main(["db", "upgrade", "--database-url", f"sqlite:///{path}"]) == 1
+    err = capsys.readouterr().err
+    assert ("usage has 1 rows of 1 accounts that are not in accounts (e.g. ghost): import "
+            "those accounts") in err
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [("0006",)]
+        assert raw.execute("SELECT account_id FROM usage").fetchall() == [("ghost",)]
 
 
 def test_errors_are_one_line_with_a_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,20 +70,24 @@ def test_levels_on_dates_equal_each_date_asked_alone(engine: Engine,
     monkeypatch.setattr(sweep, "FETCH_ROWS", 97)  # snapshots arrive in many chunks
     _company(engine)
     names = [m.name for m in CATALOG]
-    # weekly dates from before the first signup to after most churns, a 28-day window
+    # weekly dates from before the first signup to after most churns, a 28-day window; and
+    # from mid-history, where the snapshots before the first window hold in it
     dates = [START + dt.timedelta(weeks=k) - dt.timedelta(days=3) for k in range(0, 110, 3)]
+    later = [dt.date(2025, 2, 3) + dt.timedelta(weeks=k) for k in range(10)]
     sources = DataSources(engine, catalog=CATALOG)
     with sources.connect() as source:
         assert [sweep.sweepable(source, m) for m in CATALOG] == [True, True, True, False]
         together = sweep.levels_on_dates(source, names, dates, 28, side=sources.side)
+        together_later = sweep.levels_on_dates(source, names, later, 28)
+        assert sweep.levels_on_dates(source, names, [], 28) == {}
     with engine.connect() as conn:
         source = imported(conn, CATALOG)
-        for day in dates:
+        for day, ours in [*together.items(), *together_later.items()]:
             alone = features.levels_at(source, names, day, 28)
-            ours = together[day]
             assert list(ours.columns) == names
+            # the same digits: a level on a learned threshold stays on the same side of it
             pd.testing.assert_frame_equal(ours.sort_index(), alone.sort_index(),
-                                          check_names=False, check_exact=False, rtol=1e-12)
+                                          check_names=False, check_exact=True)
     levels = pd.concat(together.values())
     assert len(together[dates[0]]) == 0  # nobody signed up yet
     # seats change in 15% of weeks: most windows have no snapshot and hold an older one
