@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, inspect, text
 
@@ -18,13 +19,20 @@ def test_migrations_match_schema_module(engine: Engine) -> None:
     assert diff == []
 
 
-def test_events_are_rekeyed_by_account_with_their_rows_kept(engine: Engine) -> None:
+def _at_revision_with_an_account(conn: Connection, revision: str) -> Config:
+    """The schema at ``revision`` on ``conn``, with account 'a'; the Alembic config to move
+    it on with."""
     cfg = _alembic_config()
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, revision)
+    conn.execute(text("INSERT INTO accounts (account_id, name, plan, signup_date) "
+                      "VALUES ('a', 'A', 'p', '2024-01-01')"))
+    return cfg
+
+
+def test_events_are_rekeyed_by_account_with_their_rows_kept(engine: Engine) -> None:
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
-        conn.execute(text("INSERT INTO accounts (account_id, name, plan, signup_date) "
-                          "VALUES ('a', 'A', 'p', '2024-01-01')"))
+        cfg = _at_revision_with_an_account(conn, "0004")
         conn.execute(text("INSERT INTO events (event, timestamp, account_id, user_id, "
                           "occurrences, value) VALUES ('e', '2024-01-02 00:00:00', 'a', 'u', "
                           "2, 1.5)"))
@@ -40,7 +48,6 @@ def test_events_are_rekeyed_by_account_with_their_rows_kept(engine: Engine) -> N
 
 
 def test_usage_is_clustered_on_sqlite_with_its_rows_kept(engine: Engine) -> None:
-    cfg = _alembic_config()
     clustered = engine.dialect.name == "sqlite"
 
     def without_rowid(conn: Connection) -> bool:
@@ -50,10 +57,7 @@ def test_usage_is_clustered_on_sqlite_with_its_rows_kept(engine: Engine) -> None
         return "WITHOUT ROWID" in str(sql).upper()
 
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0006")
-        conn.execute(text("INSERT INTO accounts (account_id, name, plan, signup_date) "
-                          "VALUES ('a', 'A', 'p', '2024-01-01')"))
+        cfg = _at_revision_with_an_account(conn, "0006")
         conn.execute(text("INSERT INTO usage (account_id, metric, date, value) VALUES "
                           "('a', 'seats', '2024-01-08', 3), ('a', 'seats', '2024-01-01', 2)"))
         assert not without_rowid(conn)
