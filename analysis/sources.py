@@ -325,12 +325,10 @@ def spread_invoices(conn: Connection, invoices: FromClause, rates: Mapping[str, 
                     ) -> FromClause:
     """Invoices (account_id, period_start, period_end, currency, amount) -> monthly MRR
     (``rates``: :func:`invoice_rates`)."""
-    pieces = _invoice_pieces(conn, invoices)
-    if pieces is None:
+    totals = invoice_month_totals(conn, invoices)
+    if totals is None:
         return _empty(schema.revenue, "revenue")
-    mrr = func.sum(_converted(pieces.c.part, pieces.c.currency, rates))
-    return select(pieces.c.account_id, pieces.c.month, mrr.label("mrr")
-                  ).group_by(pieces.c.account_id, pieces.c.month).subquery("revenue")
+    return _monthly_mrr(totals.subquery("invoice_months"), rates)
 
 
 def invoice_month_totals(conn: Connection, invoices: FromClause) -> Select[Any] | None:
@@ -346,10 +344,14 @@ def invoice_month_totals(conn: Connection, invoices: FromClause) -> Select[Any] 
 
 def invoice_months_revenue(rates: Mapping[str, float]) -> FromClause:
     """Monthly MRR from ``invoice_months`` (the imported invoices, spread at import)."""
-    m = schema.invoice_months
-    return select(m.c.account_id, m.c.month,
-                  func.sum(_converted(m.c.amount, m.c.currency, rates)).label("mrr")
-                  ).group_by(m.c.account_id, m.c.month).subquery("revenue")
+    return _monthly_mrr(schema.invoice_months, rates)
+
+
+def _monthly_mrr(months: FromClause, rates: Mapping[str, float]) -> FromClause:
+    """(account_id, month, currency, amount) rows -> MRR per account and month, converted."""
+    return select(months.c.account_id, months.c.month,
+                  func.sum(_converted(months.c.amount, months.c.currency, rates)).label("mrr")
+                  ).group_by(months.c.account_id, months.c.month).subquery("revenue")
 
 
 def _invoice_pieces(conn: Connection, invoices: FromClause) -> Subquery | None:

@@ -107,17 +107,20 @@ def swept_levels(source: Source, metrics: Sequence[str], dates: Sequence[dt.date
     signup = _days(accounts["signup_date"].to_numpy())
     churn = _days(accounts["churn_date"].to_numpy())
     start = min(dates) - dt.timedelta(days=window_days - 1)  # the earliest window's first day
-    ends = {day: _day(day) for day in dates}
+    # each date's active accounts (ascending) and their windows [first, stop), for all metrics
+    windows = {}
+    for day in dates:
+        end = _day(day)
+        active = np.flatnonzero((signup <= end) & (churn > end))
+        windows[day] = (active, np.maximum(end - window_days + 1, signup[active]),
+                        np.minimum(end + 1, churn[active]))
     columns: dict[dt.date, dict[str, pd.Series]] = {day: {} for day in dates}
     for name in metrics:
         metric = source.metric(name)
         series = _Series.read(source, metric, pd.Index(ids), start, max(dates))
         interval = None if metric.semantics == "state" else (
             snapshot_interval_days(source, name, interval_at) or 1.0)
-        for day, end in ends.items():
-            active = np.flatnonzero((signup <= end) & (churn > end))
-            first = np.maximum(end - window_days + 1, signup[active])
-            stop = np.minimum(end + 1, churn[active])
+        for day, (active, first, stop) in windows.items():
             level = series.levels(active, first, stop, interval, metric.max_age_days)
             columns[day][name] = pd.Series(_rounded(level), index=ids[active])
     return {day: pd.DataFrame(cols, columns=list(metrics)).rename_axis("key").fillna(0.0)
